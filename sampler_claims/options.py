@@ -1,0 +1,226 @@
+"""Command-line settings of a claims run, and how `--model auto`, `--device auto` and `--dtype auto` resolve.
+
+Everything here is checked once at start-up so that bad input is one usage error that names the fix,
+not the same stack trace repeated in every test.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import paths
+
+MODEL_CHOICES = ("auto", "tiny", "sd15", "sd15-random")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DEFAULT_SEEDS = 8
+DEFAULT_REPORT = "reports/index.html"
+
+
+class SettingsError(ValueError):
+    """Bad command-line input; the message says what to pass instead."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one run: what is measured, on what, and why that was chosen."""
+
+    model_arg: str
+    model_kind: str  # tiny | sd15 | sd15-random | folder | hub
+    model_source: str  # a folder path or a hub id
+    model_reason: str
+    device: str
+    dtype_name: str
+    seeds: int
+    report_path: Path
+    deterministic: bool = False
+    offload: bool = False
+    size: int | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype_name]
+
+    @property
+    def trained(self) -> bool:
+        """Whether quality claims mean something on this model (random weights make them moot)."""
+        return self.model_kind != "sd15-random"
+
+    @property
+    def model_key(self) -> str:
+        """Identity of the loaded weights and placement, used in generation cache keys."""
+        return f"{self.model_kind}:{self.model_source}:{self.device}:{self.dtype_name}:{self.size}"
+
+
+def positive_int(text: str) -> int:
+    """argparse type for --seeds: a usage error for 0, negatives and non-numbers."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"--seeds takes a whole number, got {text!r}; try --seeds 8") from None
+    if value < 1:
+        raise SettingsError(f"--seeds must be at least 1, got {value}; try --seeds 8")
+    return value
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def resolve_device(arg: str) -> str:
+    if not DEVICE_PATTERN.match(arg):
+        raise SettingsError(f"--device {arg!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if arg == "auto":
+        if cuda_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if arg.startswith("cuda"):
+        if not cuda_available():
+            raise SettingsError(
+                f"--device {arg} but this torch sees no CUDA device (torch {torch.__version__}, "
+                f"built with CUDA: {torch.version.cuda or 'no'}); use --device cpu or --device auto, or install "
+                "a CUDA build of torch on a machine with an NVIDIA GPU"
+            )
+        if ":" in arg and int(arg.split(":")[1]) >= torch.cuda.device_count():
+            raise SettingsError(f"--device {arg}: only {torch.cuda.device_count()} CUDA device(s); use cuda:0")
+    if arg == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SettingsError("--device mps but MPS is not available here; use --device cpu or auto")
+    return arg
+
+
+def resolve_dtype(arg: str, device: str) -> tuple[str, tuple[str, ...]]:
+    """fp16 on CUDA, fp32 elsewhere; fp16 on the CPU is refused (slow, and some CPU kernels lack it)."""
+    if arg == "auto":
+        return ("float16" if device.startswith("cuda") else "float32"), ()
+    if arg not in DTYPES:
+        raise SettingsError(f"--dtype {arg!r} is not one of auto, {', '.join(DTYPES)}")
+    if arg == "float16" and device == "cpu":
+        raise SettingsError(
+            "--dtype float16 is refused on the CPU: half precision there is slow and not all kernels have it; "
+            "use --dtype float32 (or auto, which picks float32 on the CPU and float16 on CUDA)"
+        )
+    return arg, ()
+
+
+def is_pipeline_folder(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+def sd15_in_cache(hub_id: str = paths.SD15_HUB_ID) -> str | None:
+    """The local snapshot folder of a hub pipeline if the HF cache already holds it, else None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(hub_id, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means "not cached"
+        return None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_model(arg: str, device: str) -> tuple[str, str, str]:
+    """(kind, source, reason) for --model; raises SettingsError naming the choices or the fix."""
+    if arg == "tiny":
+        return "tiny", str(paths.TINY_MODEL), "asked for with --model tiny"
+    if arg == "sd15-random":
+        return "sd15-random", str(paths.SD15_RANDOM), "SD 1.5 architecture with random weights (timing only)"
+    if arg in ("sd15", paths.SD15_HUB_ID):
+        cached = sd15_in_cache()
+        if cached:
+            return "sd15", cached, "SD 1.5 from the local HF cache"
+        if hub_offline():
+            raise SettingsError(
+                f"--model sd15: {paths.SD15_HUB_ID} is not in the local HF cache and HF_HUB_OFFLINE is set. "
+                f"Fetch it where there is network (huggingface-cli download {paths.SD15_HUB_ID}), or pass "
+                "--model PATH to a local copy; --model auto falls back to the embedded tiny model"
+            )
+        return "sd15", paths.SD15_HUB_ID, "SD 1.5 from the hub (not in the local cache)"
+    if arg == "auto":
+        if not device.startswith("cuda"):
+            return "tiny", str(paths.TINY_MODEL), f"auto: no CUDA device (device={device}), embedded model"
+        cached = sd15_in_cache()
+        if cached:
+            return "sd15", cached, "auto: CUDA and SD 1.5 in the local HF cache"
+        if not hub_offline() and _hub_reachable():
+            return "sd15", paths.SD15_HUB_ID, "auto: CUDA, SD 1.5 from the hub"
+        return "tiny", str(paths.TINY_MODEL), (
+            "auto: CUDA but SD 1.5 is neither cached nor reachable on the hub; embedded model "
+            f"(fetch {paths.SD15_HUB_ID} or pass --model PATH to use it)"
+        )
+    path = Path(arg).expanduser()
+    if path.exists():
+        if not path.is_dir() or not is_pipeline_folder(path):
+            raise SettingsError(
+                f"--model {arg}: not a diffusers pipeline folder: model_index.json missing. Pass a folder "
+                "saved with save_pretrained, or one of: " + ", ".join(MODEL_CHOICES)
+            )
+        return "folder", str(path.resolve()), "local diffusers folder"
+    if HUB_ID_PATTERN.match(arg):
+        cached = sd15_in_cache(arg)
+        if cached:
+            return "hub", cached, f"{arg} from the local HF cache"
+        if hub_offline():
+            raise SettingsError(
+                f"--model {arg}: not in the local HF cache and HF_HUB_OFFLINE is set; download it first or "
+                "pass --model PATH"
+            )
+        return "hub", arg, f"{arg} from the hub"
+    raise SettingsError(
+        f"--model {arg!r} is not a known model, an existing folder or a hub id (owner/name). "
+        f"Choices: {', '.join(MODEL_CHOICES)}, a local diffusers folder, or a hub id"
+    )
+
+
+def _hub_reachable() -> bool:
+    """One quick look for SD 1.5's model_index.json on the hub, so auto does not pick an unloadable model."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(paths.SD15_HUB_ID, "model_index.json", etag_timeout=5)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def resolve(
+    *,
+    model: str = "auto",
+    device: str = "auto",
+    dtype: str = "auto",
+    seeds: int = DEFAULT_SEEDS,
+    report: str | os.PathLike[str] = DEFAULT_REPORT,
+    deterministic: bool = False,
+    offload: bool = False,
+    size: int | None = None,
+    rootdir: Path | None = None,
+) -> Settings:
+    """Turn raw option values into Settings, or raise SettingsError with the fix."""
+    if seeds < 1:
+        raise SettingsError(f"--seeds must be at least 1, got {seeds}; try --seeds 8")
+    dev = resolve_device(device)
+    dtype_name, notes = resolve_dtype(dtype, dev)
+    if offload and not dev.startswith("cuda"):
+        raise SettingsError("--offload moves models between CPU and GPU and needs --device cuda; drop --offload")
+    if size is not None and (size < 8 or size % 8):
+        raise SettingsError(f"--size {size}: give a multiple of 8 pixels, e.g. --size 512")
+    kind, source, reason = resolve_model(model, dev)
+    if kind == "tiny" and not is_pipeline_folder(Path(source)):
+        raise SettingsError(f"the embedded model is missing at {source}; run scripts/train_tiny.py or re-clone")
+    report_path = Path(report)
+    if not report_path.is_absolute() and rootdir is not None:
+        report_path = rootdir / report_path
+    return Settings(
+        model_arg=model, model_kind=kind, model_source=source, model_reason=reason, device=dev,
+        dtype_name=dtype_name, seeds=seeds, report_path=report_path, deterministic=deterministic,
+        offload=offload, size=size, notes=notes,
+    )

@@ -1,0 +1,245 @@
+"""The pytest plugin: options, the session object, fixtures, outcome capture and the report at the end.
+
+Settings are resolved once in pytest_configure (bad input is a usage error there), the pipeline is
+loaded lazily once per session, and the report is written in pytest_sessionfinish, on the controller
+only, whatever happened to the tests.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from . import options, registry
+from .engine import Engine
+from .models import LoadedModel, ModelLoadError, load
+from .options import Settings, SettingsError
+from .prompts import Prompts
+from .quality import Quality
+from .results import ClaimRecorder, Results
+
+SESSION_KEY = pytest.StashKey["ClaimsSession"]()
+
+
+class ClaimsSession:
+    """Built once in pytest_configure: settings, results, and the model and engine once loaded."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.results = Results()
+        self.started = time.time()
+        self._model: LoadedModel | None = None
+        self._engine: Engine | None = None
+        self._load_error: str | None = None
+
+    def model(self) -> LoadedModel:
+        if self._load_error:
+            pytest.fail(self._load_error, pytrace=False)
+        if self._model is None:
+            try:
+                self._model = load(self.settings)
+            except ModelLoadError as exc:
+                self._load_error = str(exc)
+                pytest.fail(self._load_error, pytrace=False)
+        return self._model
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            m = self.model()
+            self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
+                                  device=self.settings.device)
+        return self._engine
+
+    def environment(self) -> dict[str, Any]:
+        import diffusers
+
+        s = self.settings
+        env: dict[str, Any] = {
+            "model": s.model_kind, "model_source": s.model_source, "model_reason": s.model_reason,
+            "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds,
+            "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
+            "offload": s.offload, "size": self._model.size if self._model else s.size,
+            "determinism": determinism_state(),
+            "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.time() - self.started, 2),
+        }
+        if self._model is not None:
+            env["load_seconds"] = round(self._model.load_seconds, 3)
+        if self._engine is not None:
+            env["generation_cache"] = dict(self._engine.stats)
+        return env
+
+
+def determinism_state() -> dict[str, Any]:
+    import os
+
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+# --------------------------------------------------------------------------- options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("claims", "sampler claims: what to measure the lesson's claims on")
+    group.addoption("--model", action="store", default="auto", metavar="NAME|PATH|HUB_ID",
+                    help="model to measure: auto, tiny (embedded), sd15, sd15-random, a local diffusers folder "
+                         "or a hub id (default: auto = sd15 with CUDA and weights, else tiny)")
+    group.addoption("--device", action="store", default="auto", metavar="DEVICE",
+                    help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    group.addoption("--dtype", action="store", default="auto", metavar="DTYPE",
+                    help="auto, float32, float16 or bfloat16; float16 is refused on the CPU "
+                         "(default: auto = float16 on CUDA, float32 elsewhere)")
+    group.addoption("--seeds", action="store", default=options.DEFAULT_SEEDS, type=options.positive_int,
+                    metavar="N", help=f"seeds per statistical claim (default: {options.DEFAULT_SEEDS})")
+    group.addoption("--claims-report", action="store", default=options.DEFAULT_REPORT, metavar="PATH",
+                    help=f"HTML report path; claims.json is written beside it (default: {options.DEFAULT_REPORT})")
+    group.addoption("--deterministic", action="store_true", default=False,
+                    help="apply diffusers' full-determinism settings (deterministic algorithms, cuBLAS "
+                         "workspace, cuDNN, TF32 off) (default: off)")
+    group.addoption("--offload", action="store_true", default=False,
+                    help="accelerate's model CPU offload, for GPUs under 8 GB (default: off)")
+    group.addoption("--size", action="store", default=None, type=int, metavar="PX",
+                    help="image side in pixels (default: the model's native size)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claim(id): the test decides (part of) the claim with this id")
+    if config.getoption("--deterministic", default=False):
+        from diffusers.utils.torch_utils import enable_full_determinism
+
+        enable_full_determinism()
+    try:
+        settings = options.resolve(
+            model=config.getoption("--model"), device=config.getoption("--device"),
+            dtype=config.getoption("--dtype"), seeds=config.getoption("--seeds"),
+            report=config.getoption("--claims-report"), deterministic=config.getoption("--deterministic"),
+            offload=config.getoption("--offload"), size=config.getoption("--size"),
+            rootdir=config.rootpath,
+        )
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = ClaimsSession(settings)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    s = config.stash[SESSION_KEY].settings
+    return [
+        f"claims: model={s.model_kind} ({s.model_reason}) source={s.model_source}",
+        f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} deterministic={s.deterministic} "
+        f"report={s.report_path}",
+    ]
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def claims_session(request: pytest.FixtureRequest) -> ClaimsSession:
+    return request.config.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def settings(claims_session: ClaimsSession) -> Settings:
+    return claims_session.settings
+
+
+@pytest.fixture(scope="session")
+def model(claims_session: ClaimsSession) -> LoadedModel:
+    return claims_session.model()
+
+
+@pytest.fixture(scope="session")
+def pipe(model: LoadedModel):  # noqa: ANN201 - StableDiffusionPipeline
+    return model.pipe
+
+
+@pytest.fixture(scope="session")
+def engine(claims_session: ClaimsSession) -> Engine:
+    return claims_session.engine()
+
+
+@pytest.fixture(scope="session")
+def prompts(settings: Settings) -> Prompts:
+    return Prompts(tiny_world=settings.model_kind == "tiny")
+
+
+@pytest.fixture(scope="session")
+def quality(settings: Settings) -> Quality:
+    return Quality(has_checker=settings.model_kind == "tiny")
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest, claims_session: ClaimsSession) -> ClaimRecorder:
+    """The recorder of the claim named by the test's @pytest.mark.claim(id)."""
+    marker = request.node.get_closest_marker("claim")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses the claim fixture without @pytest.mark.claim(id)")
+    recorder = claims_session.results.recorder(marker.args[0])
+    if recorder.claim.needs_trained_model and not claims_session.settings.trained:
+        recorder.skip(f"needs a trained model: {claims_session.settings.model_kind} has random weights, so "
+                      "quality is meaningless")
+    return recorder
+
+
+# --------------------------------------------------------------------------- outcomes and the report
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    results = config.stash[SESSION_KEY].results
+    for item in items:
+        marker = item.get_closest_marker("claim")
+        if marker is not None:
+            registry.get(marker.args[0])  # unknown ids fail collection loudly
+            results.collected.add(marker.args[0])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    marker = item.get_closest_marker("claim")
+    if marker is None:
+        return
+    results = item.config.stash[SESSION_KEY].results
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            state = "xfailed" if report.skipped else "xpassed"
+        elif report.when == "setup" and report.failed:
+            state = "error"
+        else:
+            state = report.outcome
+        message = ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2]).removeprefix("Skipped: ")
+        elif report.failed:
+            message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
+        elif hasattr(report, "wasxfail"):
+            message = str(report.wasxfail)
+        results.add_outcome(marker.args[0], item.nodeid, state, message)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):  # xdist workers never write the report
+        return
+    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
+    if cs is None or not cs.results.collected:
+        return
+    from .report import write_report
+
+    cs.results.environment = cs.environment()
+    cs.results.environment["exitstatus"] = int(exitstatus)
+    paths = write_report(cs.results, cs.settings.report_path, config=config)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        counts = ", ".join(f"{n} {v}" for v, n in cs.results.counts().items() if n)
+        reporter.write_sep("-", f"claims: {counts}")
+        for p in paths:
+            reporter.write_line(f"claims report: {p}")

@@ -1,0 +1,59 @@
+"""The prompts and seeds each exercise uses, per model.
+
+SD 1.5 gets the lesson's own prompts and seeds. The embedded model only knows its shapes world, so it
+gets prompts from its vocabulary in the same roles; statistical claims walk a fixed roster of
+prompt-seed pairs so that adherence is measured over varied prompts, not one.
+"""
+from __future__ import annotations
+
+from .tinyshapes.vocab import COLORS, SHAPES, caption
+
+#: role -> (prompt, seed) as the lesson's exercises use them.
+LESSON = {
+    "exercise1": ("a cat sitting on a beach at sunset", 42),
+    "exercise2": ("a lighthouse on a rocky cliff", 123),
+    "exercise3": ("a cozy cabin in a snowy forest at night, warm light from windows", 77),
+    "exercise4": ("a cat sitting on a beach at sunset", 42),
+}
+
+#: The same roles on the embedded model, with the lesson's seeds.
+TINY = {
+    "exercise1": (caption("circle", "yellow", "blue"), 42),
+    "exercise2": (caption("triangle", "white", "red"), 123),
+    "exercise3": (caption("diamond", "orange", "purple"), 77),
+    "exercise4": (caption("square", "green", "black"), 42),
+}
+
+
+def _tiny_roster(n: int) -> list[str]:
+    """n captions cycling through shapes and colour pairs in a fixed, varied order."""
+    colors = list(COLORS)
+    out = []
+    k = 0
+    while len(out) < n:
+        shape = SHAPES[k % len(SHAPES)]
+        fg = colors[(k * 3) % len(colors)]
+        bg = colors[(k * 3 + 1 + k // len(colors)) % len(colors)]
+        if bg == fg:
+            bg = colors[(colors.index(fg) + 2) % len(colors)]
+        out.append(caption(shape, fg, bg))
+        k += 1
+    return out
+
+
+class Prompts:
+    """Prompt choice for one model kind: the embedded world or the lesson's own prompts."""
+
+    def __init__(self, tiny_world: bool) -> None:
+        self.tiny_world = tiny_world
+        self.table = TINY if tiny_world else LESSON
+
+    def single(self, role: str) -> tuple[str, int]:
+        return self.table[role]
+
+    def roster(self, role: str, n: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """n (prompt, seed) pairs: varied captions on the tiny model, the lesson's prompt otherwise."""
+        prompt, seed = self.table[role]
+        seeds = tuple(seed + i for i in range(n))
+        prompts = tuple(_tiny_roster(n)) if self.tiny_world else (prompt,) * n
+        return prompts, seeds

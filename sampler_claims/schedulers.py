@@ -1,0 +1,70 @@
+"""Diffusers schedulers by short name, always made from the pipeline's *stock* config plus explicit overrides.
+
+The lesson swaps schedulers with `XScheduler.from_config(pipe.scheduler.config)`; doing the same here,
+and recording the exact config used, is what lets a claim say which config a verdict holds for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSinglestepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "dpm-solver": DPMSolverMultistepScheduler,
+    "dpm-solver-single": DPMSolverSinglestepScheduler,
+    "heun": HeunDiscreteScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler-a": EulerAncestralDiscreteScheduler,
+    "lms": LMSDiscreteScheduler,
+    "pndm": PNDMScheduler,
+    "unipc": UniPCMultistepScheduler,
+}
+
+LABELS = {
+    "ddpm": "DDPM", "ddim": "DDIM", "dpm-solver": "DPM-Solver", "dpm-solver-single": "DPM-Solver (singlestep)",
+    "heun": "Heun", "euler": "Euler", "euler-a": "Euler ancestral", "lms": "LMS", "pndm": "PNDM",
+    "unipc": "UniPC",
+}
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A scheduler by short name with explicit config overrides; hashable, so it can key the cache."""
+
+    name: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **overrides: Any) -> "SchedulerSpec":
+        if name not in SCHEDULERS:
+            raise KeyError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
+        return cls(name, tuple(sorted(overrides.items())))
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.overrides)
+        return LABELS[self.name] + (f" ({extra})" if extra else "")
+
+
+def make_scheduler(spec: SchedulerSpec, stock_config: Any) -> tuple[SchedulerMixin, dict[str, Any]]:
+    """The scheduler and the exact config it was made from (stock values plus the overrides)."""
+    cls = SCHEDULERS[spec.name]
+    scheduler = cls.from_config(stock_config, **dict(spec.overrides))
+    used = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    used["_class_name"] = cls.__name__
+    return scheduler, used

@@ -1,0 +1,1 @@
+"""The embedded tiny text-to-image world: procedural captioned shapes, its vocabulary and its checker."""
