@@ -149,7 +149,17 @@ class Engine:
              callback: Callable[[Any, int, Any, dict], dict] | None) -> Generation:
         pipe = self.pipe
         scheduler, used_config = make_scheduler(req.scheduler, self.stock_config)
+        stock = pipe.scheduler
         pipe.scheduler = scheduler
+        try:
+            return self._sample(req, scheduler, used_config, generators, callback)
+        finally:
+            pipe.scheduler = stock  # the pipeline always holds its stock scheduler between runs
+
+    def _sample(self, req: Request, scheduler: Any, used_config: dict[str, Any],
+                generators: list[torch.Generator] | None,
+                callback: Callable[[Any, int, Any, dict], dict] | None) -> Generation:
+        pipe = self.pipe
         batch = len(req.seeds)
         gens = generators if generators is not None else cpu_generators(req.seeds)
         latents = None
@@ -188,6 +198,7 @@ class Engine:
             sync = self.device.startswith("cuda")
             if sync:
                 torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
             out = pipe(
                 prompt=req.prompts,
@@ -204,6 +215,7 @@ class Engine:
             if sync:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated() if sync else None
 
         final_latents = final.get("latents")
         if req.output == "latent":
@@ -218,7 +230,7 @@ class Engine:
             timesteps=[int(t) for t in scheduler.timesteps],
             intermediates=steps_seen if req.capture else None,
             x0_previews=x0s if req.capture else None,
-            extra={"callbacks": total[0]},
+            extra={"callbacks": total[0], "peak_gpu_bytes": peak},
         )
         if self.check:
             guard(images if images is not None else np.zeros((0, 1, 1, 3), np.uint8), final_latents,

@@ -115,6 +115,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the test decides (part of) the claim with this id")
+    if config.getoption("help", default=False):
+        return
     if config.getoption("--deterministic", default=False):
         from diffusers.utils.torch_utils import enable_full_determinism
 
@@ -133,6 +135,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    if SESSION_KEY not in config.stash:
+        return []
     s = config.stash[SESSION_KEY].settings
     return [
         f"claims: model={s.model_kind} ({s.model_reason}) source={s.model_source}",
@@ -192,6 +196,8 @@ def claim(request: pytest.FixtureRequest, claims_session: ClaimsSession) -> Clai
 
 # --------------------------------------------------------------------------- outcomes and the report
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SESSION_KEY not in config.stash:
+        return
     results = config.stash[SESSION_KEY].results
     for item in items:
         marker = item.get_closest_marker("claim")
@@ -219,7 +225,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2]).removeprefix("Skipped: ")
         elif report.failed:
-            message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
+            if call.excinfo is not None:
+                message = call.excinfo.exconly().strip().splitlines()[0]
+            else:
+                message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
         elif hasattr(report, "wasxfail"):
             message = str(report.wasxfail)
         results.add_outcome(marker.args[0], item.nodeid, state, message)

@@ -62,6 +62,12 @@ def _claims() -> list[Claim]:
                 "min_adherence": T(0.75, "comparable must also be good: a tie of broken samplers is not a pass"),
                 "max_noise_ratio": T(1.5, "no-reference form: residual noise sigma within 1.5x of the quietest "
                                           "sampler"),
+                "noise_floor": T(0.5, "sigmas under 0.5/255 are below uint8 rounding noise (0.29/255) plus "
+                                      "slack: the ratio's denominator is clamped there so two clean images "
+                                      "do not differ 'by 3x' at sigma 0.1 against 0.3"),
+                "min_sharpness_ratio": T(0.5, "no sampler may have under half the Laplacian variance of the "
+                                              "sharpest: catches a blurred or flat sampler that the noise "
+                                              "ratio would reward"),
             },
         ),
         Claim(
@@ -82,6 +88,11 @@ def _claims() -> list[Claim]:
             thresholds={
                 "min_share_of_call_ratio": T(0.5, "'about 20x' holds if the time ratio reaches at least half "
                                                   "the U-Net call ratio; below that, overhead dominates"),
+                "max_share_of_call_ratio": T(2.0, "'about' cuts both ways: a time ratio over twice the call "
+                                                  "ratio means time is not driven by U-Net calls (e.g. it grows "
+                                                  "faster than linearly), so the lesson's reason is wrong"),
+                "lesson_factor": T({"ddim": 20, "dpm-solver": 50}, "the lesson's 'about 20x' (DDIM@50) and "
+                                                                   "'about 50x' (DPM-Solver@20) against DDPM@1000"),
             },
         ),
         Claim(
@@ -113,6 +124,7 @@ def _claims() -> list[Claim]:
             "sigma=0: the DDIM trajectory is fully determined by z_T",
             "same latents= passed in, different generators: DDIM identical, DDPM different",
             "confirmed",
+            thresholds={"min_mean_abs_diff": T(1.0, "as for ddpm-stochastic")},
         ),
         Claim(
             "ddpm-noise-draws", "Exercise 2",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from PIL import Image
 
 from .results import Evidence, Results, atomic_write, write_json
@@ -131,7 +131,7 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
     json_path = folder / (f"{stem}.claims.json" if stem != "index" else "claims.json")
     bench_path = folder / (f"{stem}.benchmarks.json" if stem != "index" else "benchmarks.json")
     write_json(bench_path, {"benchmarks": benchmarks})
-    env = Environment(loader=PackageLoader("sampler_claims", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("sampler_claims", "templates"), autoescape=True)
     template = env.get_template("report.html.j2")
     render_s = time.perf_counter() - started
     html = template.render(results=results, counts=results.counts(), sections=sections,

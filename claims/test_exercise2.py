@@ -1,0 +1,171 @@
+"""Exercise 2: DDIM determinism against DDPM stochasticity, at the lesson's 50 steps and 3 runs.
+
+Every run here is a real, uncached pipeline call (explicit generators bypass the cache): identity
+between runs is the measurement, so a cache hit would prove nothing. Each configuration runs once per
+session through a module-scoped fixture and is shared by every claim that reads it.
+"""
+from __future__ import annotations
+
+import pytest
+
+from sampler_claims import registry
+from sampler_claims.engine import Request
+from sampler_claims.exercise12 import (
+    MODES,
+    TABLE_COLUMNS,
+    Runs,
+    ddim_deterministic,
+    ddim_depends_only_on_zT,
+    ddim_eta,
+    ddpm_noise_draws,
+    ddpm_reproducible_when_reseeded,
+    ddpm_stochastic,
+    last_step_variance,
+    measure_runs,
+    noise_draws,
+)
+from sampler_claims.schedulers import SchedulerSpec
+
+pytestmark = pytest.mark.exercise2
+
+#: The lesson's Exercise 2 setting: DDIM and DDPM straight from the stock config, 50 steps, 3 runs.
+STEPS = 50
+RUNS: int = registry.get("ddim-deterministic").t("runs")
+DDIM = SchedulerSpec.of("ddim")
+DDPM = SchedulerSpec.of("ddpm")
+
+
+def _request(prompts, spec: SchedulerSpec, *, eta: float = 0.0, fixed_zT: bool = False) -> Request:
+    prompt, seed = prompts.single("exercise2")
+    return Request(spec, STEPS, (seed,), prompt, eta=eta, latents_seed=seed if fixed_zT else None)
+
+
+@pytest.fixture(scope="module")
+def ddim_reseeded(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDIM), RUNS, "reseed", "DDIM (eta=0), re-seeded")
+
+
+@pytest.fixture(scope="module")
+def ddpm_shared(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDPM), RUNS, "shared", "DDPM, one generator seeded once")
+
+
+@pytest.fixture(scope="module")
+def ddpm_reseeded(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDPM), RUNS, "reseed", "DDPM, re-seeded")
+
+
+@pytest.fixture(scope="module")
+def ddim_fixed_zT(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDIM, fixed_zT=True), RUNS, "shared",
+                        "DDIM (eta=0), same z_T, generator advancing")
+
+
+@pytest.fixture(scope="module")
+def ddpm_fixed_zT(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDPM, fixed_zT=True), RUNS, "shared",
+                        "DDPM, same z_T, generator advancing")
+
+
+@pytest.fixture(scope="module")
+def ddim_eta1_fixed_zT(engine, prompts) -> Runs:
+    return measure_runs(engine, _request(prompts, DDIM, eta=1.0, fixed_zT=True), RUNS, "shared",
+                        "DDIM (eta=1), same z_T, generator advancing")
+
+
+def show(claim, r: Runs) -> None:
+    """The runs in a row, and their pairwise identity and difference."""
+    claim.images(f"{r.label}: {MODES[r.mode]}", [x.image for x in r.runs],
+                 [f"run {i + 1}: {x.draws} random draws, {x.unet_calls} U-Net calls" for i, x in enumerate(r.runs)])
+    claim.table(f"{r.label}: run against run", TABLE_COLUMNS, r.table())
+
+
+def record(claim, *runs: Runs) -> None:
+    claim.metric(**{r.label: r for r in runs}, steps=STEPS, runs=RUNS)
+    for r in runs:
+        show(claim, r)
+
+
+def mean_diff(r: Runs) -> str:
+    pairs = r.pairs()
+    same = sum(d.identical for _, _, d, _ in pairs)
+    return f"{same}/{len(pairs)} identical, mean |diff| {min(d.mean_abs for _, _, d, _ in pairs):.2f}/255"
+
+
+# ------------------------------------------------------------------------------------ the claims
+@pytest.mark.claim("ddim-deterministic")
+def test_ddim_deterministic(claim, ddim_reseeded, settings):
+    holds, why = ddim_deterministic(ddim_reseeded)
+    record(claim, ddim_reseeded)
+    claim.metric(device=settings.device, dtype=settings.dtype_name, deterministic_flag=settings.deterministic)
+    claim.key(f"DDIM re-seeded: {mean_diff(ddim_reseeded)} (on {settings.device}, {settings.dtype_name})")
+    claim.judge(holds, why + f" (device {settings.device}, dtype {settings.dtype_name}, deterministic "
+                             f"algorithms forced: {settings.deterministic})")
+    assert holds, why
+
+
+@pytest.mark.claim("ddpm-stochastic")
+def test_ddpm_stochastic(claim, ddpm_shared):
+    holds, why = ddpm_stochastic(ddpm_shared, min_mean_abs_diff=claim.t("min_mean_abs_diff"))
+    record(claim, ddpm_shared)
+    claim.key(f"DDPM, one generator: {mean_diff(ddpm_shared)}")
+    claim.judge(holds, why)
+    assert holds, why
+
+
+@pytest.mark.claim("ddim-depends-only-on-zT")
+def test_ddim_depends_only_on_zT(claim, ddim_fixed_zT, ddpm_fixed_zT):
+    holds, why = ddim_depends_only_on_zT(ddim_fixed_zT, ddpm_fixed_zT,
+                                         min_mean_abs_diff=claim.t("min_mean_abs_diff"))
+    record(claim, ddim_fixed_zT, ddpm_fixed_zT)
+    claim.key(f"same z_T: DDIM {mean_diff(ddim_fixed_zT)}; DDPM {mean_diff(ddpm_fixed_zT)}")
+    claim.judge(holds, why)
+    assert holds, why
+
+
+@pytest.mark.claim("ddpm-noise-draws")
+def test_ddpm_noise_draws(claim, engine, ddpm_shared, ddim_reseeded):
+    t_last, var = last_step_variance(engine, DDPM, STEPS)
+    m = noise_draws(ddpm_shared.runs[0], ddim_reseeded.runs[0], var)
+    holds, why = ddpm_noise_draws(m, min_draws=claim.t("min_draws"))
+    claim.metric(draws=m, per_run_ddpm=[r.draws for r in ddpm_shared.runs],
+                 per_run_ddim=[r.draws for r in ddim_reseeded.runs])
+    claim.table("Random draws (diffusers randn_tensor calls) per pipeline call, 50 steps",
+                ["sampler", "per call", "z_T", "per-step total", "steps drawing", "last step draws"],
+                [["DDPM", m.ddpm_draws, m.ddpm_zT, sum(m.ddpm_step_draws), f"{m.steps_drawing}/{m.steps}",
+                  m.last_step_draws],
+                 ["DDIM (eta=0)", m.ddim_draws, m.ddim_zT, sum(m.ddim_step_draws),
+                  f"{sum(1 for d in m.ddim_step_draws if d)}/{len(m.ddim_step_draws)}",
+                  bool(m.ddim_step_draws and m.ddim_step_draws[-1])]])
+    claim.series("Random draws per step", list(range(1, m.steps + 1)),
+                 {"DDPM": m.ddpm_step_draws, "DDIM (eta=0)": m.ddim_step_draws}, xlabel="step", ylabel="draws")
+    claim.key(f"DDPM {m.ddpm_draws} draws/call ({m.ddpm_zT} z_T + {sum(m.ddpm_step_draws)} per-step, last step "
+              f"{'draws' if m.last_step_draws else 'none'} at variance {var:.2g}); DDIM {m.ddim_draws}")
+    claim.judge(holds, why)
+    assert holds, why
+
+
+@pytest.mark.claim("ddpm-reproducible-when-reseeded")
+def test_ddpm_reproducible_when_reseeded(claim, ddpm_reseeded):
+    holds, why = ddpm_reproducible_when_reseeded(ddpm_reseeded)
+    record(claim, ddpm_reseeded)
+    claim.key(f"DDPM re-seeded: {mean_diff(ddpm_reseeded)}")
+    claim.judge(holds, why)
+    # What is true: re-seeding makes DDPM reproducible, pixel for pixel.
+    assert ddpm_reseeded.all_identical(), why
+
+
+@pytest.mark.claim("ddpm-reproducible-when-reseeded")
+@pytest.mark.xfail(strict=True, reason="re-seeded DDPM is pixel-identical on one device and dtype: its per-step "
+                                       "noise comes from the seeded generator, so stochastic is not irreproducible")
+def test_ddpm_non_reproducible_as_written(ddpm_reseeded):
+    assert not ddpm_reseeded.all_identical(), "all re-seeded DDPM runs are pixel-identical"
+
+
+@pytest.mark.claim("ddim-eta")
+def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
+    holds, why = ddim_eta(ddim_eta1_fixed_zT, ddim_fixed_zT, min_mean_abs_diff=claim.t("min_mean_abs_diff"))
+    record(claim, ddim_fixed_zT, ddim_eta1_fixed_zT)
+    claim.key(f"same z_T, advancing generator: eta=0 {mean_diff(ddim_fixed_zT)}; eta=1 {mean_diff(ddim_eta1_fixed_zT)}")
+    claim.judge(holds, why)
+    assert holds, why

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The device check: the suite on CUDA, within about 8 minutes on one H100 with no network.
+#   bash scripts/gpu-check.sh OUT_DIR
+# 1. installs the wheels carried in .whl/ (diffusers and what the GPU image lacks), if any;
+# 2. runs the whole suite on the embedded model on CUDA;
+# 3. runs the timing and counting claims on sd15-random (SD 1.5's architecture, random weights), fp16, 512x512;
+# 4. measures the engine against a bare pipe() call per step at 512x512 with and without CFG;
+# and writes both reports, claims.json and the benchmark JSON under OUT_DIR.
+set -uo pipefail
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+python3 - <<'PY' || exit 1
+import torch, diffusers
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+print("diffusers", diffusers.__version__)
+PY
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+rc=0
+t0=$(date +%s)
+timeout 150 python3 -m pytest claims/ -p no:cacheprovider --model tiny --device cuda \
+  --claims-report "$out/tiny/index.html" -q -rfEx 2>&1 | tee "$out/tiny.log" | tail -25 || rc=1
+t1=$(date +%s); echo "embedded suite on CUDA: $((t1 - t0)) s"
+timeout 300 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --device cuda --dtype float16 \
+  -k "speedup or linear-time or cfg-two-passes or dpm-multi-point or callback-after-step or same-weights or ddpm-noise-draws" \
+  --claims-report "$out/sd15-random/index.html" -q -rfEx 2>&1 | tee "$out/sd15-random.log" | tail -25 || rc=1
+t2=$(date +%s); echo "sd15-random timing and counting claims: $((t2 - t1)) s"
+timeout 120 python3 scripts/engine_overhead.py --model sd15-random --device cuda --dtype float16 --steps 20 --rounds 3 \
+  | tee "$out/engine_overhead.json" || rc=1
+python3 - "$out" <<'PY'
+import json, sys, pathlib
+for name in ("tiny", "sd15-random"):
+    p = pathlib.Path(sys.argv[1]) / name / "claims.json"
+    if not p.exists():
+        print(name, "no claims.json"); continue
+    d = json.loads(p.read_text())
+    print(f"== {name}: {d['environment'].get('gpu')} {d['environment'].get('dtype')} {d['environment'].get('duration_s')} s")
+    for c in d["claims"]:
+        if c["outcome"] != "not run":
+            print(f"  {c['id']:32s} {c['verdict']:12s} {c['metrics'].get('key', '')}")
+PY
+exit $rc

@@ -1,0 +1,413 @@
+#!/usr/bin/env python
+"""Train the embedded tiny text-to-image latent diffusion model (fixtures/tiny-shapes) on the CPU.
+
+Why it exists: the sampler claims are about Stable Diffusion 1.5, which is far too big for a CPU test
+suite. This model has SD 1.5's structure (CLIP text encoder -> cross-attention U-Net in a VAE latent
+space, epsilon prediction under SD 1.5's exact noise schedule and scheduler config) at a size that
+samples a 1000-step DDPM image in seconds, and it is *trained*, so samplers have real denoising to do.
+
+Phases, all seeded:
+1. generate the training images (sampler_claims.tinyshapes.dataset, seed --seed);
+2. train the VAE (32x32x3 <-> 16x16x4) and set its scaling_factor to 1/std of the latents, as SD does;
+3. train the text encoder and U-Net jointly, with ~10% caption dropout to "" (encoded exactly as the
+   pipeline encodes the unconditional prompt) so that classifier-free guidance works, and an EMA
+   of both;
+4. save a StableDiffusionPipeline folder (safetensors) and a training summary JSON;
+5. a quick adherence check of the saved folder with DPMSolverMultistep at 20 steps.
+
+Threads default to 1: on a shared 2-core machine PyTorch's OpenMP barriers at 2 threads stall for a
+scheduler tick on every op whenever another process holds a core (measured: 20x slower). Pass
+--threads 2 on an idle machine.
+
+Example (the fixture's command):  python scripts/train_tiny.py --out fixtures/tiny-shapes --seed 0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers.training_utils import EMAModel  # noqa: E402
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
+
+from sampler_claims.tinyshapes import dataset, vocab  # noqa: E402
+
+SD15_SCHEDULER = Path("/work/shared/sd15-configs/scheduler/scheduler_config.json")
+TEXT_DIM = 64
+
+
+# ------------------------------------------------------------------------------------------ models
+def build_vae() -> AutoencoderKL:
+    """2x downsampling (32x32x3 -> 16x16x4): enough compression for a latent model, little detail lost."""
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=dataset.SIZE,
+    )
+
+
+def build_text_encoder() -> CLIPTextModel:
+    """A 2-layer CLIP text transformer over the world's 118-token vocabulary, 16 positions."""
+    tok_vocab, _ = vocab.build_vocab_and_merges()
+    cfg = CLIPTextConfig(
+        vocab_size=len(tok_vocab),
+        hidden_size=TEXT_DIM,
+        intermediate_size=4 * TEXT_DIM,
+        projection_dim=TEXT_DIM,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=vocab.MODEL_MAX_LENGTH,
+        bos_token_id=tok_vocab[vocab.BOS],
+        eos_token_id=tok_vocab[vocab.EOS],
+        pad_token_id=tok_vocab[vocab.EOS],
+    )
+    return CLIPTextModel(cfg)
+
+
+def build_unet() -> UNet2DConditionModel:
+    """Two levels (16x16 and 8x8), cross-attention at 8x8 only, no mid block.
+
+    Chosen by measurement on the 2-core CPU: attention at 16x16 or a 4x4 third level cost more
+    per step than they bought, and a CFG step at batch 2 must stay near 5-10 ms for 1000-step DDPM.
+    """
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        mid_block_type=None,
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=4,  # diffusers' legacy name: 4 heads (of 16 channels each)
+        use_linear_projection=True,
+        norm_num_groups=32,
+    )
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [-1, 1], the range the SD pipeline's VAE decodes to."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the base rate."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+class Clock:
+    """Wall time since start, and whether the overall --minutes budget still allows more work."""
+
+    def __init__(self, minutes: float) -> None:
+        self.t0 = time.perf_counter()
+        self.budget = minutes * 60.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def over(self, reserve: float = 0.0) -> bool:
+        return self.elapsed() > self.budget - reserve
+
+
+def log(msg: dict, fh) -> None:
+    line = json.dumps(msg)
+    print(line, flush=True)
+    fh.write(line + "\n")
+    fh.flush()
+
+
+# ------------------------------------------------------------------------------------------ phases
+def train_vae(vae: AutoencoderKL, images: np.ndarray, args, clock: Clock, fh) -> dict:
+    """Reconstruction (MSE) plus a tiny KL term that only keeps the latents from drifting."""
+    rng = np.random.default_rng(args.seed + 1)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    vae.train()
+    recent: list[float] = []
+    t0 = time.perf_counter()
+    step = 0
+    for step in range(args.vae_steps):
+        if args.vae_minutes and time.perf_counter() - t0 > args.vae_minutes * 60:
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 100)
+        x = to_tensor(images[rng.integers(len(images), size=args.vae_batch)])
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        mse = F.mse_loss(rec, x)
+        kl = post.kl().mean() / post.mean[0].numel()
+        loss = mse + args.vae_kl * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        recent.append(mse.item())
+        if (step + 1) % args.log_every == 0:
+            log({"phase": "vae", "step": step + 1, "mse": float(np.mean(recent[-args.log_every:])),
+                 "kl": kl.item(), "t": round(clock.elapsed(), 1)}, fh)
+    vae.eval()
+    return {"steps": step + 1, "seconds": time.perf_counter() - t0,
+            "final_train_mse": float(np.mean(recent[-100:]))}
+
+
+@torch.no_grad()
+def encode_all(vae: AutoencoderKL, images: np.ndarray, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every training image: the U-Net samples latents from these."""
+    means, stds = [], []
+    for i in range(0, len(images), batch):
+        post = vae.encode(to_tensor(images[i : i + batch])).latent_dist
+        means.append(post.mean)
+        stds.append(post.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+@torch.no_grad()
+def vae_heldout_mse(vae: AutoencoderKL, seed: int, n: int = 512) -> float:
+    held = dataset.sample(seed, n).images
+    x = to_tensor(held)
+    rec = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    return F.mse_loss(rec, x).item()
+
+
+def tokenize(tokenizer: CLIPTokenizer, texts: list[str]) -> torch.Tensor:
+    """Exactly the pipeline's tokenization: pad to model_max_length with the pad (= eos) token."""
+    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
+
+
+def train_denoiser(unet, text_encoder, tokenizer, means, stds, captions, scaling, args, clock, fh) -> dict:
+    """Epsilon prediction under SD 1.5's noise schedule, text encoder trained jointly, EMA of both."""
+    sched = DDPMScheduler.from_config(json.loads(args.scheduler_config.read_text()))
+    rng = np.random.default_rng(args.seed + 2)
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    uniq = sorted(set(captions))
+    index = {c: i for i, c in enumerate(uniq)}
+    cap_ids = np.array([index[c] for c in captions])
+    ids_table = tokenize(tokenizer, uniq)
+    uncond_ids = tokenize(tokenizer, [""])[0]
+
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    ema_unet = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True)
+    ema_text = EMAModel(text_encoder.parameters(), decay=args.ema_decay, use_ema_warmup=True)
+    unet.train()
+    text_encoder.train()
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    stopped_early = False
+    step = 0
+    for step in range(args.steps):
+        if clock.over(reserve=args.reserve_seconds):
+            stopped_early = True
+            break
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+        idx = rng.integers(len(means), size=args.batch)
+        lat = (means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=gen)) * scaling
+        noise = torch.randn(lat.shape, generator=gen)
+        t = torch.randint(0, sched.config.num_train_timesteps, (args.batch,), generator=gen)
+        noisy = sched.add_noise(lat, noise, t)
+        ids = ids_table[cap_ids[idx]].clone()
+        drop = torch.rand(args.batch, generator=gen) < args.caption_dropout
+        ids[drop] = uncond_ids
+        cond = text_encoder(ids)[0]
+        pred = unet(noisy, t, encoder_hidden_states=cond).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_unet.step(unet.parameters())
+        ema_text.step(text_encoder.parameters())
+        losses.append(loss.item())
+        if (step + 1) % args.log_every == 0:
+            dt = time.perf_counter() - t0
+            log({"phase": "unet", "step": step + 1, "loss": float(np.mean(losses[-args.log_every:])),
+                 "lr": opt.param_groups[0]["lr"], "steps_per_s": round((step + 1) / dt, 2),
+                 "t": round(clock.elapsed(), 1)}, fh)
+    done = step + (0 if stopped_early else 1)
+    ema_unet.copy_to(unet.parameters())
+    ema_text.copy_to(text_encoder.parameters())
+    unet.eval()
+    text_encoder.eval()
+    return {"steps": done, "planned_steps": args.steps, "stopped_early_by_minutes": stopped_early,
+            "seconds": time.perf_counter() - t0, "final_train_loss": float(np.mean(losses[-200:]))}
+
+
+@torch.no_grad()
+def heldout_denoise_loss(unet, text_encoder, tokenizer, vae, scaling, args, n: int = 512) -> float:
+    """Epsilon MSE of the saved (EMA) weights on held-out images, at fixed timesteps and noise."""
+    sched = DDPMScheduler.from_config(json.loads(args.scheduler_config.read_text()))
+    b = dataset.sample(args.seed + 10_000, n)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    lat = vae.encode(to_tensor(b.images)).latent_dist.mode() * scaling
+    noise = torch.randn(lat.shape, generator=gen)
+    t = torch.linspace(0, sched.config.num_train_timesteps - 1, n).long()
+    cond = text_encoder(tokenize(tokenizer, b.captions))[0]
+    pred = unet(sched.add_noise(lat, noise, t), t, encoder_hidden_states=cond).sample
+    return F.mse_loss(pred, noise).item()
+
+
+def save(out: Path, vae, text_encoder, unet, args) -> None:
+    """A StableDiffusionPipeline folder; the scheduler config is SD 1.5's, copied byte for byte."""
+    tmp_sched = out.parent / (out.name + ".scheduler_config.json")
+    shutil.copyfile(args.scheduler_config, tmp_sched)  # may live inside `out`, which is replaced
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    vocab.write_tokenizer(out / "tokenizer")
+    text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    vae.save_pretrained(out / "vae", safe_serialization=True)
+    (out / "scheduler").mkdir()
+    shutil.move(tmp_sched, out / "scheduler" / "scheduler_config.json")
+    import diffusers
+
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "_diffusers_version": diffusers.__version__,
+        "feature_extractor": [None, None],
+        "image_encoder": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def quick_check(out: Path, seed: int, n: int = 32) -> dict:
+    """Adherence of the saved folder with DPMSolverMultistep@20, CFG 7.5, on n world prompts."""
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    from sampler_claims.tinyshapes import checker
+
+    pipe = StableDiffusionPipeline.from_pretrained(out, safety_checker=None, requires_safety_checker=False)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    b = dataset.sample(seed + 20_000, n)
+    gens = [torch.Generator("cpu").manual_seed(seed + 20_000 + i) for i in range(n)]
+    imgs = pipe(b.captions, num_inference_steps=20, guidance_scale=7.5, generator=gens, output_type="np").images
+    imgs = np.clip(np.round(imgs * 255), 0, 255).astype(np.uint8)
+    res = checker.adherence(list(imgs), b.captions)
+    return {k: res[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------ main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=ROOT / "fixtures" / "tiny-shapes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--n-images", type=int, default=60_000, help="training set size (generated, seed --seed)")
+    p.add_argument("--vae-steps", type=int, default=1500)
+    p.add_argument("--vae-batch", type=int, default=32)
+    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--vae-kl", type=float, default=1e-5, help="weight of the per-element KL term")
+    p.add_argument("--vae-minutes", type=float, default=0.0, help="optional cap on the VAE phase (0: none)")
+    p.add_argument("--steps", type=int, default=6000, help="U-Net / text encoder optimisation steps")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--minutes", type=float, default=40.0,
+                   help="overall wall-time cap; the U-Net phase stops early (and says so) to honour it")
+    p.add_argument("--reserve-seconds", type=float, default=60.0, help="kept back for saving and checks")
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--scheduler-config", type=Path, default=None,
+                   help="SD 1.5's scheduler_config.json (default: the shared copy, else the one in --out)")
+    args = p.parse_args(argv)
+    if args.scheduler_config is None:
+        shipped = args.out / "scheduler" / "scheduler_config.json"
+        args.scheduler_config = SD15_SCHEDULER if SD15_SCHEDULER.exists() else shipped
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    clock = Clock(args.minutes)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = args.out.parent / f"{args.out.name}.train.log"
+    with open(log_path, "w") as fh:
+        log({"phase": "start", "argv": sys.argv[1:], "threads": args.threads}, fh)
+        data = dataset.sample(args.seed, args.n_images)
+        log({"phase": "data", "n": args.n_images, "t": round(clock.elapsed(), 1)}, fh)
+
+        vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
+        vae_stats = train_vae(vae, data.images, args, clock, fh)
+        vae_stats["heldout_mse"] = vae_heldout_mse(vae, args.seed + 10_000)
+        means, stds = encode_all(vae, data.images)
+        scaling = float(1.0 / (means + stds * torch.randn_like(means)).std())
+        vae.register_to_config(scaling_factor=scaling)
+        log({"phase": "vae_done", **vae_stats, "scaling_factor": scaling, "t": round(clock.elapsed(), 1)}, fh)
+
+        tokenizer_dir = args.out.parent / f"{args.out.name}.tokenizer.tmp"
+        vocab.write_tokenizer(tokenizer_dir)
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+        shutil.rmtree(tokenizer_dir)
+        den_stats = train_denoiser(unet, text_encoder, tokenizer, means, stds, data.captions, scaling,
+                                   args, clock, fh)
+        den_stats["heldout_eps_mse_ema"] = heldout_denoise_loss(unet, text_encoder, tokenizer, vae, scaling, args)
+        log({"phase": "unet_done", **den_stats, "t": round(clock.elapsed(), 1)}, fh)
+
+        save(args.out, vae, text_encoder, unet, args)
+        train_seconds = clock.elapsed()
+        check = quick_check(args.out, args.seed)
+        summary = {
+            "command": "python scripts/train_tiny.py " + " ".join(sys.argv[1:]),
+            "seed": args.seed,
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "train_wall_seconds": round(train_seconds, 1),
+            "vae": vae_stats | {"scaling_factor": scaling},
+            "denoiser": den_stats,
+            "params": {"unet": n_params(unet), "text_encoder": n_params(text_encoder), "vae": n_params(vae)},
+            "quick_check_dpm20": check,
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        }
+        (args.out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["folder_bytes"] = folder_bytes(args.out)
+        (args.out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        log({"phase": "done", "quick_check_dpm20": check, "folder_bytes": summary["folder_bytes"],
+             "t": round(clock.elapsed(), 1)}, fh)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Fixtures for the harness's own tests: a fast random-weight pipeline and an engine over it."""
+from __future__ import annotations
+
+import pytest
+
+from sampler_claims.engine import Engine
+from sampler_claims.models import dummy_pipeline
+
+
+
+
+@pytest.fixture(scope="session")
+def dummy_pipe():
+    return dummy_pipeline()
+
+
+@pytest.fixture
+def dummy_engine(dummy_pipe) -> Engine:
+    """A fresh engine (empty cache) over the shared random pipeline; the guard is on."""
+    return Engine(dummy_pipe, model_key="dummy", size=16, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def dummy_folder(tmp_path_factory: pytest.TempPathFactory, dummy_pipe):
+    """The random pipeline saved as a diffusers folder, for --model PATH."""
+    folder = tmp_path_factory.mktemp("dummy-pipe")
+    dummy_pipe.save_pretrained(folder)
+    return folder

@@ -1,0 +1,34 @@
+"""A Results object filled the way a real run fills it: every evidence kind, every verdict, odd text."""
+from __future__ import annotations
+
+import numpy as np
+
+from sampler_claims.results import Results
+
+
+def sample_results(with_evidence: bool = True) -> Results:
+    results = Results()
+    rng = np.random.default_rng(0)
+    ids = list(results.records)
+    verdicts = ["confirmed", "refuted", "inconclusive", "skipped"]
+    for n, cid in enumerate(ids[:8]):
+        rec = results.recorder(cid)
+        verdict = verdicts[n % 4]
+        if verdict in ("confirmed", "refuted"):
+            rec.judge(verdict == "confirmed", f"measured reason <b>{n}</b> & more")
+        else:
+            rec.record.verdict, rec.record.reason = verdict, f"because {n}"
+        rec.key(f"key {n}")
+        rec.metric(value=n * 0.5, nested={"a": [1, 2]})
+        results.add_outcome(cid, f"claims/test_x.py::test_{n}", "passed")
+        if with_evidence:
+            imgs = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+            rec.images("three samplers", imgs, ["DDPM <1000>", "DDIM 50", "DPM 20"])
+            rec.table("identity", ["pair", "identical"], [["1-2", True], ["1-3", False]])
+            rec.series("time vs steps", [5, 10, 20], {"time": [0.1, 0.2, 0.4]}, xlabel="steps", ylabel="s",
+                       fit={"a": 0.0, "b": 0.02, "r2": 0.999}, knee=10)
+    big = results.recorder(ids[8])
+    big.images("a big image", [rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)], ["512 px"])
+    results.add_outcome(ids[9], "claims/test_y.py::test_broken", "failed", "AssertionError: boom")
+    results.environment = {"model": "tiny", "device": "cpu", "prompt": "<script>alert(1)</script>"}
+    return results

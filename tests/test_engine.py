@@ -1,0 +1,142 @@
+"""The generation engine: batching, the cache, U-Net counting, draws, capture and the guard."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from sampler_claims.counters import count_random_draws, count_unet_calls
+from sampler_claims.engine import Engine, Request, cpu_generators
+from sampler_claims.metrics import GenerationError
+from sampler_claims.schedulers import SCHEDULERS, SchedulerSpec, make_scheduler
+
+PROMPT = "a red circle on a blue background"
+
+
+def req(name: str = "ddim", steps: int = 4, seeds=(1, 2), **kw) -> Request:
+    return Request(SchedulerSpec.of(name), steps, tuple(seeds), PROMPT, **kw)
+
+
+def test_identical_requests_are_computed_once(dummy_engine: Engine) -> None:
+    a = dummy_engine.generate(req())
+    start = time.perf_counter()
+    b = dummy_engine.generate(req())
+    elapsed = time.perf_counter() - start
+    assert b is a and dummy_engine.stats == {"hits": 1, "misses": 1, "uncached": 0}
+    assert elapsed < 1e-3, f"a cached repeat took {elapsed * 1e3:.3f} ms"
+
+
+@pytest.mark.parametrize("change", [
+    dict(steps=5), dict(seeds=(1, 3)), dict(guidance=1.0), dict(eta=1.0), dict(latents_seed=7),
+])
+def test_every_input_is_part_of_the_key(dummy_engine: Engine, change: dict) -> None:
+    base = dummy_engine.generate(req())
+    other = dummy_engine.generate(req(**change))
+    assert other is not base and dummy_engine.stats["misses"] == 2
+
+
+def test_scheduler_overrides_are_part_of_the_key(dummy_engine: Engine) -> None:
+    a = dummy_engine.generate(Request(SchedulerSpec.of("ddpm"), 4, (1,), PROMPT))
+    b = dummy_engine.generate(Request(SchedulerSpec.of("ddpm", timestep_spacing="trailing"), 4, (1,), PROMPT))
+    assert a is not b and b.scheduler_config["timestep_spacing"] == "trailing"
+    assert a.scheduler_config["timestep_spacing"] == "leading"
+
+
+def test_timing_runs_bypass_the_cache(dummy_engine: Engine) -> None:
+    a = dummy_engine.generate(req())
+    b = dummy_engine.generate(req(), cached=False)
+    assert b is not a and dummy_engine.stats["uncached"] == 1
+    assert np.array_equal(a.images, b.images)
+
+
+def test_batched_seed_k_equals_seed_k_alone(dummy_engine: Engine) -> None:
+    """A list of CPU generators makes image k of a batch reproducible on its own (diffusers #3158)."""
+    batch = dummy_engine.generate(req(seeds=(5, 6, 7)))
+    alone = dummy_engine.generate(req(seeds=(6,)))
+    np.testing.assert_allclose(batch.latents[1], alone.latents[0], atol=1e-4)
+
+
+def test_unet_calls_and_batch_sizes_are_counted(dummy_engine: Engine) -> None:
+    g = dummy_engine.generate(req(seeds=(1, 2, 3), steps=3))
+    assert g.unet_batch_sizes == [6, 6, 6]  # CFG: one call of 2B per step
+    g1 = dummy_engine.generate(req(seeds=(1, 2, 3), steps=3, guidance=1.0))
+    assert g1.unet_batch_sizes == [3, 3, 3]
+
+
+def test_unet_counter_sees_positional_and_keyword_samples(dummy_pipe) -> None:
+    x = torch.zeros(2, 4, 8, 8)
+    emb = torch.zeros(2, 16, 16)
+    with count_unet_calls(dummy_pipe.unet) as calls, torch.no_grad():
+        dummy_pipe.unet(x, 1, encoder_hidden_states=emb)
+        dummy_pipe.unet(sample=x[:1], timestep=1, encoder_hidden_states=emb[:1])
+    assert calls.batch_sizes == [2, 1] and calls.samples == 3
+
+
+def test_random_draws_are_counted(dummy_engine: Engine) -> None:
+    with count_random_draws() as ddpm:
+        dummy_engine.generate(req("ddpm", steps=5), cached=False)
+    with count_random_draws() as ddim:
+        dummy_engine.generate(req("ddim", steps=5), cached=False)
+    assert ddim.count == 1  # z_T only
+    assert ddpm.count >= 5  # z_T plus per-step noise
+
+
+def test_capture_keeps_every_step_and_x0_previews(dummy_engine: Engine) -> None:
+    g = dummy_engine.generate(req(steps=4, capture=True))
+    assert len(g.intermediates) == 4 and len(g.x0_previews) == 4
+    assert torch.equal(g.intermediates[-1], g.latents)
+    assert g.extra["callbacks"] == 4
+
+
+def test_latent_output_skips_decoding(dummy_engine: Engine) -> None:
+    g = dummy_engine.generate(req(output="latent"))
+    assert g.images is None and g.latents.shape == (2, 4, 8, 8)
+
+
+def test_explicit_generators_are_not_cached(dummy_engine: Engine) -> None:
+    g = dummy_engine.generate(req("ddpm"), generators=cpu_generators((1, 2)))
+    assert dummy_engine.stats["uncached"] == 1 and g.images.shape[0] == 2
+
+
+def test_guard_names_the_configuration_of_a_blank_image(dummy_pipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(dummy_pipe, model_key="dummy", size=16, device="cpu")
+    monkeypatch.setattr(dummy_pipe.vae, "decode", lambda z, return_dict=False, generator=None: (
+        torch.full((z.shape[0], 3, 16, 16), -1.0),))
+    with pytest.raises(GenerationError, match=r"DDIM @ 4 steps.*blank or constant"):
+        engine.generate(req())
+
+
+def test_guard_catches_nan_latents(dummy_pipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(dummy_pipe, model_key="dummy", size=16, device="cpu")
+    from diffusers import DDIMScheduler
+
+    original = DDIMScheduler.step
+
+    def nan_step(self, *a, **k):
+        out = original(self, *a, **k)
+        out[0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(DDIMScheduler, "step", nan_step)
+    with pytest.raises(GenerationError, match="NaN"):
+        engine.generate(req())
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_factory_makes_every_scheduler_from_the_stock_config(dummy_pipe, name: str) -> None:
+    scheduler, used = make_scheduler(SchedulerSpec.of(name), dummy_pipe.scheduler.config)
+    assert type(scheduler).__name__ == used["_class_name"]
+    assert used["steps_offset"] == 1 and used["beta_schedule"] == "scaled_linear"
+
+
+def test_unknown_scheduler_lists_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="known: ddpm, ddim"):
+        SchedulerSpec.of("euler-b")
+
+
+def test_stock_ddpm_at_1000_steps_hits_issue_10003(dummy_engine: Engine) -> None:
+    """SD 1.5's stock config makes t=1000 at 1000 'leading' steps: the IndexError the lesson meets."""
+    with pytest.raises(IndexError):
+        dummy_engine.generate(Request(SchedulerSpec.of("ddpm"), 1000, (1,), PROMPT, output="latent"))

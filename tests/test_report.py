@@ -1,0 +1,105 @@
+"""The report: written atomically, self-contained, escaped, and written whatever happens to the run."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from report_fixtures import sample_results
+from sampler_claims.report import write_report
+
+
+def test_report_is_self_contained_and_escaped(tmp_path) -> None:
+    html_path, json_path = write_report(sample_results(), tmp_path / "index.html")
+    html = html_path.read_text()
+    assert json_path.name == "claims.json"
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert not re.search(r'<(img|script|link)[^>]+(src|href)="(?!data:|#)', html), "external resource in the page"
+    for cid in json.loads(json_path.read_text())["claims"]:
+        assert f'id="{cid["id"]}"' in html
+    assert "data:image/jpeg;base64," in html  # the 512 px image was downscaled to JPEG
+    assert len(html.encode()) < 10e6
+
+
+def test_claims_json_has_the_schema(tmp_path) -> None:
+    _, json_path = write_report(sample_results(), tmp_path / "index.html")
+    data = json.loads(json_path.read_text())
+    assert data["schema"] == 1 and {"environment", "claims", "benchmarks", "report"} <= set(data)
+    first = data["claims"][0]
+    assert {"id", "exercise", "lesson", "verdict", "reason", "metrics", "evidence", "tests", "outcome"} <= set(first)
+    assert {c["verdict"] for c in data["claims"]} <= {"confirmed", "refuted", "inconclusive", "skipped"}
+    broken = next(c for c in data["claims"] if c["outcome"] == "failed")
+    assert broken["verdict"] == "inconclusive" and "boom" in broken["reason"]
+    never = [c for c in data["claims"] if c["outcome"] == "not run"]
+    assert never and all("did not run" in c["reason"] for c in never)
+    files = [f for c in data["claims"] for e in c["evidence"] if e["kind"] == "images" for f in e["files"]]
+    assert files and all((tmp_path / f).is_file() for f in files)
+
+
+def test_two_report_paths_do_not_clobber_each_other(tmp_path) -> None:
+    a = write_report(sample_results(), tmp_path / "index.html")
+    b = write_report(sample_results(False), tmp_path / "other.html")
+    assert {p.name for p in a + b} == {"index.html", "claims.json", "other.html", "other.claims.json"}
+
+
+def test_no_temp_files_are_left_behind(tmp_path) -> None:
+    write_report(sample_results(), tmp_path / "index.html")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+CLAIMS_MODULE = '''
+import pytest
+
+@pytest.mark.claim("same-weights")
+def test_ok(claim):
+    claim.judge(True, "fine")
+
+@pytest.mark.claim("speedup")
+def test_fails(claim):
+    claim.metric(ratio=3.0)
+    assert False, "measured 3x"
+
+@pytest.mark.claim("ddim-eta")
+def test_errors(claim):
+    raise RuntimeError("crash mid-run")
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["-x"]])
+def test_report_is_written_when_tests_fail_or_stop(pytester: pytest.Pytester, dummy_folder, extra) -> None:
+    pytester.makepyfile(test_claims=CLAIMS_MODULE)
+    report = pytester.path / "out" / "index.html"
+    result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", str(dummy_folder),
+                                           "--claims-report", str(report), *extra)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    data = json.loads((report.parent / "claims.json").read_text())
+    by_id = {c["id"]: c for c in data["claims"]}
+    assert by_id["same-weights"]["verdict"] == "confirmed"
+    assert by_id["speedup"]["verdict"] == "inconclusive" and by_id["speedup"]["metrics"]["ratio"] == 3.0
+    if extra:  # stopped at the first failure: the crash never ran, and the report says so
+        assert by_id["ddim-eta"]["outcome"] == "not run"
+    else:
+        assert by_id["ddim-eta"]["verdict"] == "inconclusive" and "crash mid-run" in by_id["ddim-eta"]["reason"]
+    assert report.is_file()
+
+
+def test_report_is_written_on_keyboard_interrupt(pytester: pytest.Pytester, dummy_folder) -> None:
+    pytester.makepyfile(test_claims='''
+import pytest
+
+@pytest.mark.claim("same-weights")
+def test_ok(claim):
+    claim.judge(True, "fine")
+
+@pytest.mark.claim("speedup")
+def test_interrupted(claim):
+    raise KeyboardInterrupt
+''')
+    report = pytester.path / "index.html"
+    result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", str(dummy_folder),
+                                           "--claims-report", str(report))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    data = json.loads((pytester.path / "claims.json").read_text())
+    assert data["environment"]["exitstatus"] == int(pytest.ExitCode.INTERRUPTED)
+    assert {c["id"]: c["verdict"] for c in data["claims"]}["same-weights"] == "confirmed"
