@@ -5,7 +5,15 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.engine import Request
-from sampler_claims.exercise34 import DDPM_1000, DPM, mean, per_seed_ssim, recommended_default, timing_store
+from sampler_claims.exercise34 import (
+    DDPM_1000,
+    DPM,
+    bench,
+    mean,
+    per_seed_ssim,
+    recommended_default,
+    timing_store,
+)
 
 pytestmark = pytest.mark.takeaways
 
@@ -29,11 +37,7 @@ def test_time_for_default(which, claim, benchmark, engine, prompts, request):
     prompt, seed = prompts.single("exercise3")
     req = Request(spec, steps, (seed,), prompt)
     benchmark.extra_info.update(steps=steps, scheduler=spec.label)
-    benchmark.pedantic(lambda: engine.generate(req, cached=False), warmup_rounds=1 if rounds > 1 else 0,
-                       rounds=rounds, iterations=1)
-    if benchmark.stats is None:
-        pytest.skip("pytest-benchmark is disabled (--benchmark-disable): no timing recorded")
-    store[(spec.label, steps)] = float(benchmark.stats.stats.median)
+    store[(spec.label, steps)] = bench(benchmark, engine, req, rounds=rounds, warmup=1 if rounds > 1 else 0)
 
 
 @pytest.mark.claim("recommended-default")
@@ -42,7 +46,7 @@ def test_recommended_default(claim, engine, prompts, quality, settings, request)
     needed = [(DPM.label, s) for s in DEFAULT_STEPS] + [(DDPM_1000.label, 1000)]
     missing = [k for k in needed if k not in store]
     if missing:
-        pytest.skip(f"timings missing for {missing} (timing tests deselected or benchmarks disabled)")
+        pytest.skip(f"timings missing for {missing} (timing tests deselected or skipped)")
     texts, seeds = prompts.roster("exercise3", settings.seeds)
     ref = engine.generate(Request(DPM, REFERENCE_STEPS, seeds, texts))
     ref_q = quality.measure(ref.images, texts)

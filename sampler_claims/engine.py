@@ -7,6 +7,7 @@ compute it once. Timing runs pass `cached=False`.
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,9 @@ class Engine:
         if req.capture:
             original_step = scheduler.step
 
+            # wraps: the pipeline reads step's signature to decide whether to pass `generator` and `eta`;
+            # a bare (*args, **kwargs) wrapper would make DDPM draw from the global RNG and DDIM drop eta.
+            @functools.wraps(original_step)
             def step_with_preview(*args: Any, **kwargs: Any) -> Any:
                 out = original_step(*args, **kwargs)
                 preview = out[1] if isinstance(out, tuple) and len(out) > 1 else getattr(

@@ -5,6 +5,7 @@ not the same stack trace repeated in every test.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from dataclasses import dataclass, field
@@ -59,13 +60,17 @@ class Settings:
 
 
 def positive_int(text: str) -> int:
-    """argparse type for --seeds: a usage error for 0, negatives and non-numbers."""
+    """argparse type for --seeds: a usage error for 0, negatives and non-numbers.
+
+    It raises ArgumentTypeError, whose message argparse prints as is (a plain ValueError would be
+    reduced to "invalid positive_int value").
+    """
     try:
         value = int(text)
     except ValueError:
-        raise SettingsError(f"--seeds takes a whole number, got {text!r}; try --seeds 8") from None
+        raise argparse.ArgumentTypeError(f"--seeds takes a whole number, got {text!r}; try --seeds 8") from None
     if value < 1:
-        raise SettingsError(f"--seeds must be at least 1, got {value}; try --seeds 8")
+        raise argparse.ArgumentTypeError(f"--seeds must be at least 1, got {value}; try --seeds 8")
     return value
 
 

@@ -66,7 +66,7 @@ class ClaimsSession:
             "python": platform.python_version(), "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
             "offload": s.offload, "size": self._model.size if self._model else s.size,
-            "determinism": determinism_state(),
+            "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
             "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.time() - self.started, 2),
         }
@@ -111,6 +111,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accelerate's model CPU offload, for GPUs under 8 GB (default: off)")
     group.addoption("--size", action="store", default=None, type=int, metavar="PX",
                     help="image side in pixels (default: the model's native size)")
+    group.addoption("--threads", action="store", default=None, type=int, metavar="N",
+                    help="torch CPU threads (default: 1 on the CPU, torch's own choice elsewhere): on a shared "
+                         "2-core machine 2 threads made step times vary up to 50x (spin-waits under contention)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,6 +135,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = ClaimsSession(settings)
+    threads = config.getoption("--threads", default=None)
+    if threads is not None and threads < 1:
+        raise pytest.UsageError(f"--threads must be at least 1, got {threads}")
+    if threads is not None or settings.device == "cpu":
+        torch.set_num_threads(threads or 1)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -61,6 +61,8 @@ def plot_series(ev: Evidence) -> str:
             ax.axvline(knee, color="crimson", linestyle=":", label=f"knee = {knee}")
         if d.get("logx"):
             ax.set_xscale("log")
+        if d.get("logy"):
+            ax.set_yscale("log")
         ax.set_xlabel(d.get("xlabel", ""))
         ax.set_ylabel(d.get("ylabel", ""))
         ax.set_title(ev.title, fontsize=10)
@@ -122,7 +124,9 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
             else:
                 items.append({"kind": "table", "title": ev.title, **ev.data})
         verdict, reason = rec.final_verdict
-        sections.append({"rec": rec, "verdict": verdict, "reason": reason, "evidence": items,
+        shown = "not run" if rec.outcome == "not run" and rec.verdict is None else verdict
+        sections.append({"rec": rec, "verdict": verdict, "shown": shown, "css": shown.replace(" ", ""),
+                         "reason": reason, "evidence": items,
                          "metrics_json": json.dumps({k: v for k, v in rec.metrics.items() if k != "key"},
                                                     indent=1, default=str)})
     benchmarks = _benchmarks(config)

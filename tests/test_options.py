@@ -1,6 +1,8 @@
 """Option parsing and model resolution, including every bad input the suite must refuse clearly."""
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from sampler_claims import options, paths
@@ -83,7 +85,7 @@ def test_bfloat16_on_cpu_is_allowed() -> None:
 
 @pytest.mark.parametrize("text", ["0", "-3", "many"])
 def test_seeds_must_be_positive(text: str) -> None:
-    with pytest.raises(SettingsError, match="--seeds"):
+    with pytest.raises(argparse.ArgumentTypeError, match="--seeds"):
         options.positive_int(text)
 
 
