@@ -130,7 +130,8 @@ def test_coarse_to_fine(claim, engine, prompts, settings, traces):
             errors[key] = np.mean([band_errors(arr[:, k], gen.images[k]) for k in range(len(seeds))], axis=0)
     main = "DDIM z_t decoded"
     order_ok, order_why = coarse_first(settle[main])
-    rise_ok = checks[main][0] and checks["DDIM x0 preview"][0]
+    x0_ok = rises(curves["DDIM x0 preview"], claim.t("max_x0_dip"))[0]
+    rise_ok = checks[main][0] and x0_ok
     lows_first = sum(1 for row in per_seed[main] if coarse_first(row)[0])
     lows_late = sum(1 for row in per_seed[main]
                     if (row[0] or STEPS + 1) > (row[-1] or STEPS + 1))

@@ -17,7 +17,7 @@ import torch
 
 from .counters import count_random_draws, count_unet_calls
 from .engine import Engine, Generation, Request
-from .metrics import Difference, difference, r_squared, ssim
+from .metrics import Difference, Estimate, difference, r_squared, ssim
 from .quality import QualityStats
 from .schedulers import SchedulerSpec, make_scheduler
 
@@ -107,42 +107,103 @@ def lesson_code_runs(stock: StockRun, fixed: Generation | None = None) -> tuple[
 
 
 # ---------------------------------------------------------------------------- comparable-quality
-def comparable_quality(stats: Mapping[str, QualityStats], *, max_adherence_gap: float, min_adherence: float,
-                       max_noise_ratio: float, noise_floor: float, min_sharpness_ratio: float) -> tuple[bool, str]:
-    """Comparable = adherence means within a tolerance and all good (where a checker exists), residual
-    noise within a ratio of the quietest sampler and sharpness within a ratio of the sharpest.
+#: The known-good sampler of the adherence control, and the known-bad one's scheduler (its steps live
+#: in the registry as comparable-quality's control_steps).
+CONTROL_GOOD = "dpm-solver"
+CONTROL_SPEC = SchedulerSpec.of("dpm-solver")
 
-    Without a checker only the no-reference statistics decide, and the reason says so. The noise floor
-    keeps a ratio of two near-zero sigmas (clean flat images) from deciding anything.
+
+def newcombe_difference(a: Estimate, b: Estimate) -> tuple[float, float]:
+    """95% interval of a - b for two independent proportions from their Wilson intervals (Newcombe's
+    hybrid score method), so a difference of two small-sample rates comes with its uncertainty."""
+    d = a.mean - b.mean
+    low = d - math.sqrt((a.mean - a.low) ** 2 + (b.high - b.mean) ** 2)
+    high = d + math.sqrt((a.high - a.mean) ** 2 + (b.mean - b.low) ** 2)
+    return low, high
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Does adherence tell the known-good sampler from the known-bad one on this model at this n?"""
+
+    good: str
+    bad: str
+    good_adherence: Estimate
+    bad_adherence: Estimate
+    low: float
+    high: float
+
+    @property
+    def separates(self) -> bool:
+        return self.low > 0
+
+    def __str__(self) -> str:
+        return (f"{self.good} {self.good_adherence.mean:.2f} against {self.bad} {self.bad_adherence.mean:.2f}: "
+                f"difference 95% interval [{self.low:.2f}, {self.high:.2f}]")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"good": self.good, "bad": self.bad, "good_adherence": self.good_adherence.as_dict(),
+                "bad_adherence": self.bad_adherence.as_dict(), "difference_ci95": [round(self.low, 4),
+                                                                                 round(self.high, 4)],
+                "separates": self.separates}
+
+
+def adherence_separation(good: QualityStats, bad: QualityStats, good_label: str, bad_label: str) -> Separation | None:
+    """The adherence control; None where there is no checker."""
+    if good.adherence is None or bad.adherence is None:
+        return None
+    low, high = newcombe_difference(good.adherence, bad.adherence)
+    return Separation(good_label, bad_label, good.adherence, bad.adherence, low, high)
+
+
+def comparable_quality(stats: Mapping[str, QualityStats], *, separation: Separation | None, max_adherence_gap: float,
+                       min_adherence: float, max_noise_ratio: float, noise_floor: float,
+                       min_sharpness_ratio: float) -> tuple[bool, str]:
+    """Comparable = adherence means within a tolerance and all good, residual noise within a ratio of the
+    quietest sampler, and sharpness within a ratio of the sharpest.
+
+    Adherence decides only where a checker exists *and* it separated the known-good sampler from the
+    known-bad control on the same seeds; otherwise it is reported and the verdict rests on the
+    no-reference statistics, and the reason says so. The noise floor keeps a ratio of two invisible
+    sigmas from deciding anything.
     """
     names = list(stats)
     fails: list[str] = []
     parts: list[str] = []
-    with_checker = all(stats[n].adherence is not None for n in names)
-    if with_checker:
+    basis = ""
+    has_adherence = all(stats[n].adherence is not None for n in names)
+    if has_adherence:
         adh = {n: stats[n].adherence.mean for n in names}  # type: ignore[union-attr]
         gap = max(adh.values()) - min(adh.values())
-        worst = min(adh, key=adh.get)
+        worst, best = min(adh, key=adh.get), max(adh, key=adh.get)
+        low, high = newcombe_difference(stats[best].adherence, stats[worst].adherence)  # type: ignore[arg-type]
         parts.append("adherence " + ", ".join(f"{n} {stats[n].adherence}" for n in names)
-                     + f"; gap {gap:.3f} (tolerance {max_adherence_gap})")
-        if gap > max_adherence_gap:
-            fails.append(f"adherence gap {gap:.3f} > {max_adherence_gap}")
-        if adh[worst] < min_adherence:
-            fails.append(f"{worst} adherence {adh[worst]:.3f} < {min_adherence}")
+                     + f"; gap {gap:.3f} (tolerance {max_adherence_gap}; its 95% interval [{low:.2f}, {high:.2f}])")
+        if separation is not None and separation.separates:
+            parts.append(f"adherence control: {separation}")
+            if gap > max_adherence_gap:
+                fails.append(f"adherence gap {gap:.3f} > {max_adherence_gap}")
+            if adh[worst] < min_adherence:
+                fails.append(f"{worst} adherence {adh[worst]:.3f} < {min_adherence}")
+        else:
+            basis = ("adherence does not decide: it did not separate known-good from known-bad on this model at "
+                     f"n={stats[names[0]].adherence.n} ({separation or 'no control'}); the verdict rests on "  # type: ignore[union-attr]
+                     "residual noise and sharpness; ")
+    else:
+        basis = "no checker on this model: verdict rests on residual noise and sharpness only; "
     noise = {n: stats[n].noise.mean for n in names}
     noise_ratio = max(noise.values()) / max(min(noise.values()), noise_floor)
     parts.append("residual noise " + ", ".join(f"{n} {stats[n].noise}" for n in names)
-                 + f"; ratio {noise_ratio:.2f} (tolerance {max_noise_ratio})")
+                 + f"; ratio {noise_ratio:.2f} with the floor {noise_floor} (tolerance {max_noise_ratio})")
     if noise_ratio > max_noise_ratio:
         fails.append(f"{max(noise, key=noise.get)} is {noise_ratio:.2f}x noisier than "
-                     f"{min(noise, key=noise.get)}")
+                     f"{min(noise, key=noise.get)} (floor {noise_floor})")
     sharp = {n: stats[n].sharpness.mean for n in names}
     sharp_ratio = min(sharp.values()) / max(max(sharp.values()), 1e-12)
     parts.append(f"sharpness ratio {sharp_ratio:.2f} (at least {min_sharpness_ratio})")
     if sharp_ratio < min_sharpness_ratio:
         fails.append(f"{min(sharp, key=sharp.get)} has {sharp_ratio:.2f}x the sharpness of "
                      f"{max(sharp, key=sharp.get)}")
-    basis = "" if with_checker else "no checker on this model: verdict rests on residual noise and sharpness only; "
     if fails:
         return False, basis + "not comparable: " + "; ".join(fails) + " — " + "; ".join(parts)
     return True, basis + "comparable: " + "; ".join(parts)
@@ -259,8 +320,13 @@ def speedup(s: Speedup, lesson_factor: Mapping[str, float], *, min_share: float,
             fails.append(f"{n}: {ratio:.1f}x is under {min_share} of the call ratio")
         elif share > max_share:
             fails.append(f"{n}: {ratio:.1f}x is over {max_share}x the call ratio (time is not driven by U-Net calls)")
-    fit = (f"fit time = {s.intercept_s:.3f} s + {s.per_call_s * 1e3:.2f} ms x calls (R2 {s.r2:.4f}); "
-           f"the fixed overhead {s.intercept_s:.3f} s keeps the ratios under the call ratios")
+    fit = f"fit time = {s.intercept_s:.3f} s + {s.per_call_s * 1e3:.2f} ms x calls (R2 {s.r2:.4f}); "
+    if s.intercept_s > 0:
+        fit += (f"the fixed overhead {s.intercept_s:.3f} s per call of the pipeline keeps the ratios under the "
+                "call ratios (the fit predicts " + ", ".join(f"{n} {r:.1f}x" for n, r in s.predicted_ratio.items())
+                + ")")
+    else:
+        fit += "no positive fixed overhead: time is proportional to U-Net calls (or cheaper per call at fewer steps)"
     text = "; ".join(parts) + "; " + fit
     return (False, "; ".join(fails) + " — " + text) if fails else (True, text)
 
@@ -536,8 +602,10 @@ def ddpm_noise_draws(m: NoiseDraws, *, min_draws: int) -> tuple[bool, str]:
     every = m.steps_drawing >= m.steps - 1
     dozens = m.ddpm_draws >= min_draws
     last = "draws" if m.last_step_draws else "does not draw"
-    var = (f" (t={m.last_timestep}, variance {m.last_step_variance:.3g})"
-           if m.last_step_variance is not None else "")
+    var = ""
+    if m.last_step_variance is not None:
+        v = "0 (diffusers clamps it to 1e-20)" if m.last_step_variance <= 1e-12 else f"{m.last_step_variance:.3g}"
+        var = f" (t={m.last_timestep}, variance {v})"
     text = (f"DDPM@{m.steps}: {m.ddpm_draws} draws per call = {m.ddpm_zT} for z_T + {sum(m.ddpm_step_draws)} "
             f"over {m.steps_drawing}/{m.steps} steps; the last step {last}{var}; DDIM(eta=0): {m.ddim_draws} "
             f"per call ({m.ddim_zT} for z_T, {sum(m.ddim_step_draws)} per-step)")

@@ -15,9 +15,12 @@ Phases, all seeded:
 4. save a StableDiffusionPipeline folder (safetensors) and a training summary JSON;
 5. a quick adherence check of the saved folder with DPMSolverMultistep at 20 steps.
 
-Threads default to 1: on a shared 2-core machine PyTorch's OpenMP barriers at 2 threads stall for a
-scheduler tick on every op whenever another process holds a core (measured: 20x slower). Pass
---threads 2 on an idle machine.
+Threads: on a shared 2-core machine PyTorch's OpenMP barriers at 2 threads stall on every op whenever
+another process holds a core (measured: 10-20x slower than 1 thread), while on an idle machine 2
+threads are ~2x faster. The default (--threads 0) measures and picks per phase as it goes; a fixed
+--threads N gives bitwise-repeatable arithmetic. With the default, a run is seeded (data, init,
+noise, batches) but the step count may depend on machine speed through --minutes; the summary
+JSON records the steps actually taken.
 
 Example (the fixture's command):  python scripts/train_tiny.py --out fixtures/tiny-shapes --seed 0
 """
@@ -50,16 +53,21 @@ TEXT_DIM = 64
 
 # ------------------------------------------------------------------------------------------ models
 def build_vae() -> AutoencoderKL:
-    """2x downsampling (32x32x3 -> 16x16x4): enough compression for a latent model, little detail lost."""
+    """2x downsampling (32x32x3 -> 16x16x4): enough compression for a latent model, little detail lost.
+
+    32 channels at both levels and no mid-block attention: measured on the shared CPU, (32, 64) with
+    attention cost ~3x more per step and converged no better per second on these simple images.
+    """
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(32, 64),
+        block_out_channels=(32, 32),
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=32,
+        norm_num_groups=8,
+        mid_block_add_attention=False,
         sample_size=dataset.SIZE,
     )
 
@@ -114,12 +122,79 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the base rate."""
+def lr_at(step: int, progress: float, base: float, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 10% of the base rate by progress 1."""
     if step < warmup:
         return base * (step + 1) / warmup
-    p = min((step - warmup) / max(total - warmup, 1), 1.0)
+    p = min(max(progress, 0.0), 1.0)
     return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def progress(step: int, total: int, started: float, seconds: float) -> float:
+    """Fraction of a phase done: by steps, or by its time allowance if that runs out first.
+
+    On an idle machine the step count decides (reproducible); on a slow or shared one the learning
+    rate still finishes its decay inside the time allowance instead of being cut off mid-schedule.
+    """
+    by_time = (time.perf_counter() - started) / seconds if seconds > 0 else 0.0
+    return max(step / max(total, 1), by_time)
+
+
+class ThreadTuner:
+    """Runs each training step at 1 or 2 threads, whichever is measured faster right now (--threads 0).
+
+    On a 2-core machine shared with other jobs, 2 threads is ~2x faster when the machine is idle and
+    10-20x slower when another process holds a core (OpenMP waits for a descheduled thread at every
+    op). Every `every` steps, or at once when steps suddenly take twice as long, it probes the other
+    setting for a few steps and keeps the faster one; a probe step 3x slower than usual ends the
+    probe at once. A fixed --threads N disables this.
+    """
+
+    def __init__(self, threads: int, every: int = 200, probe_len: int = 4) -> None:
+        self.auto = threads == 0
+        self.choice = 1 if self.auto else threads
+        self.every, self.probe_len = every, probe_len
+        self.recent: list[float] = []
+        self.baseline: float | None = None  # step time of the current choice when last confirmed
+        self.probe: list[float] = []
+        self.probe_until = -1
+        torch.set_num_threads(self.choice)
+
+    def _settle(self, choice: int, baseline: float) -> None:
+        self.choice, self.baseline, self.probe_until = choice, baseline, -1
+
+    def run(self, step: int, fn):
+        if not self.auto:
+            return fn()
+        now = float(np.median(self.recent[-5:])) if self.recent else None
+        if self.baseline is None and len(self.recent) >= 5:
+            self.baseline = now
+        scheduled = step == 20 or (step > 0 and step % self.every == 0)
+        slowed = self.baseline is not None and now is not None and now > 2 * self.baseline
+        if (scheduled or slowed) and now is not None and step >= self.probe_until:
+            self.probe_until, self.probe = step + self.probe_len, []
+        probing = step < self.probe_until
+        n = 3 - self.choice if probing else self.choice
+        torch.set_num_threads(n)
+        t0 = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        if probing:
+            self.probe.append(dt)
+            # The first probe step pays for waking the thread pool, so only a 10x step ends it.
+            if dt > (3 if len(self.probe) > 1 else 10) * now:
+                self._settle(self.choice, now)
+            elif len(self.probe) == self.probe_len:
+                tried = float(np.median(self.probe[1:]))
+                if tried < now:
+                    self._settle(n, tried)
+                    self.recent = self.probe[1:]
+                else:
+                    self._settle(self.choice, now)
+        else:
+            self.recent = (self.recent + [dt])[-40:]
+        torch.set_num_threads(self.choice)
+        return out
 
 
 class Clock:
@@ -152,28 +227,36 @@ def train_vae(vae: AutoencoderKL, images: np.ndarray, args, clock: Clock, fh) ->
     vae.train()
     recent: list[float] = []
     t0 = time.perf_counter()
+    seconds = args.vae_minutes * 60.0
+    tuner = ThreadTuner(args.threads)
     step = 0
     for step in range(args.vae_steps):
-        if args.vae_minutes and time.perf_counter() - t0 > args.vae_minutes * 60:
+        done = progress(step, args.vae_steps, t0, seconds)
+        if done >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr, 100)
+            g["lr"] = lr_at(step, done, args.vae_lr, 100)
         x = to_tensor(images[rng.integers(len(images), size=args.vae_batch)])
-        post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
-        rec = vae.decode(z).sample
-        mse = F.mse_loss(rec, x)
-        kl = post.kl().mean() / post.mean[0].numel()
-        loss = mse + args.vae_kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        recent.append(mse.item())
+
+        def one_step() -> tuple[float, float]:
+            post = vae.encode(x).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
+            rec = vae.decode(z).sample
+            mse = F.mse_loss(rec, x)
+            kl = post.kl().mean() / post.mean[0].numel()
+            loss = mse + args.vae_kl * kl
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return mse.item(), kl.item()
+
+        mse, kl = tuner.run(step, one_step)
+        recent.append(mse)
         if (step + 1) % args.log_every == 0:
             log({"phase": "vae", "step": step + 1, "mse": float(np.mean(recent[-args.log_every:])),
-                 "kl": kl.item(), "t": round(clock.elapsed(), 1)}, fh)
+                 "kl": kl, "threads": tuner.choice, "t": round(clock.elapsed(), 1)}, fh)
     vae.eval()
-    return {"steps": step + 1, "seconds": time.perf_counter() - t0,
+    return {"steps": len(recent), "planned_steps": args.vae_steps, "seconds": time.perf_counter() - t0,
             "final_train_mse": float(np.mean(recent[-100:]))}
 
 
@@ -221,14 +304,16 @@ def train_denoiser(unet, text_encoder, tokenizer, means, stds, captions, scaling
     text_encoder.train()
     losses: list[float] = []
     t0 = time.perf_counter()
-    stopped_early = False
-    step = 0
+    seconds = clock.budget - args.reserve_seconds - clock.elapsed()
+    tuner = ThreadTuner(args.threads)
+    stopped_by_time = False
     for step in range(args.steps):
-        if clock.over(reserve=args.reserve_seconds):
-            stopped_early = True
+        done = progress(step, args.steps, t0, seconds)
+        if done >= 1.0:
+            stopped_by_time = True
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
+            g["lr"] = lr_at(step, done, args.lr, args.warmup)
         idx = rng.integers(len(means), size=args.batch)
         lat = (means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=gen)) * scaling
         noise = torch.randn(lat.shape, generator=gen)
@@ -237,27 +322,30 @@ def train_denoiser(unet, text_encoder, tokenizer, means, stds, captions, scaling
         ids = ids_table[cap_ids[idx]].clone()
         drop = torch.rand(args.batch, generator=gen) < args.caption_dropout
         ids[drop] = uncond_ids
-        cond = text_encoder(ids)[0]
-        pred = unet(noisy, t, encoder_hidden_states=cond).sample
-        loss = F.mse_loss(pred, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema_unet.step(unet.parameters())
-        ema_text.step(text_encoder.parameters())
-        losses.append(loss.item())
+
+        def one_step() -> float:
+            cond = text_encoder(ids)[0]
+            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+            loss = F.mse_loss(pred, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            ema_unet.step(unet.parameters())
+            ema_text.step(text_encoder.parameters())
+            return loss.item()
+
+        losses.append(tuner.run(step, one_step))
         if (step + 1) % args.log_every == 0:
             dt = time.perf_counter() - t0
             log({"phase": "unet", "step": step + 1, "loss": float(np.mean(losses[-args.log_every:])),
                  "lr": opt.param_groups[0]["lr"], "steps_per_s": round((step + 1) / dt, 2),
-                 "t": round(clock.elapsed(), 1)}, fh)
-    done = step + (0 if stopped_early else 1)
+                 "threads": tuner.choice, "t": round(clock.elapsed(), 1)}, fh)
     ema_unet.copy_to(unet.parameters())
     ema_text.copy_to(text_encoder.parameters())
     unet.eval()
     text_encoder.eval()
-    return {"steps": done, "planned_steps": args.steps, "stopped_early_by_minutes": stopped_early,
+    return {"steps": len(losses), "planned_steps": args.steps, "stopped_by_time_allowance": stopped_by_time,
             "seconds": time.perf_counter() - t0, "final_train_loss": float(np.mean(losses[-200:]))}
 
 
@@ -275,13 +363,34 @@ def heldout_denoise_loss(unet, text_encoder, tokenizer, vae, scaling, args, n: i
     return F.mse_loss(pred, noise).item()
 
 
+def previous_stages(out: Path, args) -> dict[str, bytes]:
+    """When continuing a folder in place, its earlier logs and summaries, to keep under history/.
+
+    A model trained in stages is reproduced by running the same commands in order; the card
+    quotes every stage, so each stage's record must survive the folder being rewritten.
+    """
+    if not (args.init_from and out.exists() and args.init_from.resolve() == out.resolve()):
+        return {}
+    kept = {p.name: p.read_bytes() for p in sorted((out / "history").glob("*"))}
+    stage = 1 + sum(name.endswith("training_summary.json") for name in kept)
+    for name in ("training_summary.json", "train_log.jsonl"):
+        if (out / name).exists():
+            kept[f"stage{stage}_{name}"] = (out / name).read_bytes()
+    return kept
+
+
 def save(out: Path, vae, text_encoder, unet, args) -> None:
     """A StableDiffusionPipeline folder; the scheduler config is SD 1.5's, copied byte for byte."""
+    history = previous_stages(out, args)
     tmp_sched = out.parent / (out.name + ".scheduler_config.json")
     shutil.copyfile(args.scheduler_config, tmp_sched)  # may live inside `out`, which is replaced
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    if history:
+        (out / "history").mkdir()
+        for name, data in history.items():
+            (out / "history" / name).write_bytes(data)
     vocab.write_tokenizer(out / "tokenizer")
     text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
     unet.save_pretrained(out / "unet", safe_serialization=True)
@@ -332,23 +441,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=ROOT / "fixtures" / "tiny-shapes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--n-images", type=int, default=60_000, help="training set size (generated, seed --seed)")
-    p.add_argument("--vae-steps", type=int, default=1500)
-    p.add_argument("--vae-batch", type=int, default=32)
-    p.add_argument("--vae-lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = pick 1 or 2 by measured speed")
+    p.add_argument("--n-images", type=int, default=40_000, help="training set size (generated, seed --seed)")
+    p.add_argument("--vae-steps", type=int, default=1200)
+    p.add_argument("--vae-batch", type=int, default=16)
+    p.add_argument("--vae-lr", type=float, default=2e-3)
     p.add_argument("--vae-kl", type=float, default=1e-5, help="weight of the per-element KL term")
-    p.add_argument("--vae-minutes", type=float, default=0.0, help="optional cap on the VAE phase (0: none)")
-    p.add_argument("--steps", type=int, default=6000, help="U-Net / text encoder optimisation steps")
+    p.add_argument("--vae-minutes", type=float, default=7.0, help="time allowance of the VAE phase (0: none)")
+    p.add_argument("--steps", type=int, default=8000, help="U-Net / text encoder optimisation steps")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--minutes", type=float, default=40.0,
-                   help="overall wall-time cap; the U-Net phase stops early (and says so) to honour it")
-    p.add_argument("--reserve-seconds", type=float, default=60.0, help="kept back for saving and checks")
+                   help="overall wall-time budget; the U-Net phase gets what the earlier phases leave "
+                        "(less --reserve-seconds) and finishes its schedule early, and says so, to honour it")
+    p.add_argument("--reserve-seconds", type=float, default=120.0, help="kept back for saving and checks")
     p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from this saved folder's weights (with --vae-steps 0 its VAE is kept as is)")
     p.add_argument("--scheduler-config", type=Path, default=None,
                    help="SD 1.5's scheduler_config.json (default: the shared copy, else the one in --out)")
     args = p.parse_args(argv)
@@ -360,7 +472,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(args.threads, 1))
     torch.manual_seed(args.seed)
     clock = Clock(args.minutes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,12 +482,24 @@ def main(argv: list[str] | None = None) -> None:
         data = dataset.sample(args.seed, args.n_images)
         log({"phase": "data", "n": args.n_images, "t": round(clock.elapsed(), 1)}, fh)
 
-        vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
-        vae_stats = train_vae(vae, data.images, args, clock, fh)
+        if args.init_from:  # continue from a saved folder (e.g. a second, longer session)
+            vae = AutoencoderKL.from_pretrained(args.init_from / "vae")
+            text_encoder = CLIPTextModel.from_pretrained(args.init_from / "text_encoder")
+            unet = UNet2DConditionModel.from_pretrained(args.init_from / "unet")
+        else:
+            vae, text_encoder, unet = build_vae(), build_text_encoder(), build_unet()
+        if args.vae_steps > 0:
+            vae_stats = train_vae(vae, data.images, args, clock, fh)
+        else:  # keep the loaded VAE, and with it the latent space and scaling the U-Net learnt
+            vae.eval()
+            vae_stats = {"steps": 0, "kept_from": str(args.init_from)}
         vae_stats["heldout_mse"] = vae_heldout_mse(vae, args.seed + 10_000)
         means, stds = encode_all(vae, data.images)
-        scaling = float(1.0 / (means + stds * torch.randn_like(means)).std())
-        vae.register_to_config(scaling_factor=scaling)
+        if args.vae_steps > 0:
+            scaling = float(1.0 / (means + stds * torch.randn_like(means)).std())
+            vae.register_to_config(scaling_factor=scaling)
+        else:
+            scaling = float(vae.config.scaling_factor)
         log({"phase": "vae_done", **vae_stats, "scaling_factor": scaling, "t": round(clock.elapsed(), 1)}, fh)
 
         tokenizer_dir = args.out.parent / f"{args.out.name}.tokenizer.tmp"
@@ -407,6 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         log({"phase": "done", "quick_check_dpm20": check, "folder_bytes": summary["folder_bytes"],
              "t": round(clock.elapsed(), 1)}, fh)
+    shutil.move(log_path, args.out / "train_log.jsonl")  # the card quotes it; it lives with the weights
 
 
 if __name__ == "__main__":
