@@ -322,7 +322,7 @@ def speedup(s: Speedup, lesson_factor: Mapping[str, float], *, min_share: float,
             fails.append(f"{n}: {ratio:.1f}x is over {max_share}x the call ratio (time is not driven by U-Net calls)")
     fit = f"fit time = {s.intercept_s:.3f} s + {s.per_call_s * 1e3:.2f} ms x calls (R2 {s.r2:.4f}); "
     if s.intercept_s > 0:
-        fit += (f"the fixed overhead {s.intercept_s:.3f} s per call of the pipeline keeps the ratios under the "
+        fit += (f"the fixed overhead of {s.intercept_s:.3f} s per pipeline call keeps the ratios under the "
                 "call ratios (the fit predicts " + ", ".join(f"{n} {r:.1f}x" for n, r in s.predicted_ratio.items())
                 + ")")
     else:

@@ -64,10 +64,10 @@ def _claims() -> list[Claim]:
                                           "sampler"),
                 "noise_floor": T(1.0, "the ratio's denominator is clamped at one grey level (1/255): noise "
                                       "under it is invisible, so two clean images must not differ 'by 1.5x' "
-                                      "at sigma 0.9 against 1.4 (measured on the embedded model over 64 seeds: "
-                                      "DDPM@1000 0.91, DDIM@50 1.41, DPM-Solver@20 1.43; the renderer's own "
-                                      "images 0.3-0.5). The known-bad 5-step samplers read 3.0-3.3, still "
-                                      "3x over the clamp"),
+                                      "at sigma 0.9 against 1.4 (an earlier checkpoint of the embedded model, "
+                                      "64 seeds). The shipped model over 32 seeds: DDPM@1000 0.94, DDIM@50 "
+                                      "1.05, DPM-Solver@20 1.22, the renderer's own images 0.41; the known-bad "
+                                      "5-step DDIM/DPM-Solver read 2.1-2.2, still 2x over the clamp"),
                 "control_steps": T(5, "known-bad control run beside the three samplers: DPM-Solver at the "
                                       "lesson's 'garbled' 5 steps. Adherence decides only if it separates "
                                       "DPM-Solver@20 from it at this many seeds (CLAIMS.md: a metric counts "

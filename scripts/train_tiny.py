@@ -45,9 +45,11 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel  # noqa
 from diffusers.training_utils import EMAModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E402
 
+from sampler_claims import paths  # noqa: E402
 from sampler_claims.tinyshapes import dataset, vocab  # noqa: E402
 
-SD15_SCHEDULER = Path("/work/shared/sd15-configs/scheduler/scheduler_config.json")
+#: SD 1.5's stock scheduler config, as shipped in the repo (a verbatim copy of ../shared/sd15-configs/).
+SD15_SCHEDULER = paths.SD15_RANDOM / "scheduler" / "scheduler_config.json"
 TEXT_DIM = 64
 
 
@@ -462,7 +464,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this saved folder's weights (with --vae-steps 0 its VAE is kept as is)")
     p.add_argument("--scheduler-config", type=Path, default=None,
-                   help="SD 1.5's scheduler_config.json (default: the shared copy, else the one in --out)")
+                   help="SD 1.5's scheduler_config.json (default: fixtures/sd15-random's verbatim copy, else the one in --out)")
     args = p.parse_args(argv)
     if args.scheduler_config is None:
         shipped = args.out / "scheduler" / "scheduler_config.json"

@@ -213,7 +213,7 @@ def speedup_rule(seconds: dict[str, float]) -> tuple[bool, str]:
 
 def test_speedup_holds_for_time_linear_in_calls_with_small_overhead():
     holds, why = speedup_rule({n: 0.05 + 0.01 * c for n, c in {"ddpm": 1000, "ddim": 50, "dpm-solver": 20}.items()})
-    assert holds is True and "fixed overhead 0.050" in why
+    assert holds is True and "fixed overhead of 0.050 s" in why
 
 
 @pytest.mark.parametrize("law", ["equal", "quadratic", "overhead-dominated"])
