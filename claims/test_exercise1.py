@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from sampler_claims.checks import same_weights, state_hash
+from sampler_claims.exercise12 import same_weights, state_hash
 from sampler_claims.engine import Generation, Request
 from sampler_claims.exercise12 import (
     CONTROL_GOOD,

@@ -7,6 +7,7 @@ feed each rule a broken sampler or a synthetic measurement and show that the rul
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,28 @@ from .engine import Engine, Generation, Request
 from .metrics import Difference, Estimate, difference, r_squared, ssim
 from .quality import QualityStats
 from .schedulers import SchedulerSpec, make_scheduler
+
+# ---------------------------------------------------------------------------- same-weights
+
+def state_hash(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes), order-stable."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def same_weights(hashes: dict[str, str]) -> tuple[bool, str]:
+    distinct = sorted(set(hashes.values()))
+    if len(distinct) == 1:
+        return True, f"U-Net hash unchanged across {len(hashes)} checkpoints ({distinct[0][:12]}…)"
+    changed = [k for k, v in hashes.items() if v != hashes[next(iter(hashes))]]
+    return False, f"U-Net weights changed at: {', '.join(changed)}"
+
 
 # ============================================================================ Exercise 1: the configs
 #: The lesson's three configurations by short name: (scheduler, steps). DDPM at 1000 steps needs

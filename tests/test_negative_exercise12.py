@@ -375,3 +375,26 @@ def test_ddim_eta_fails_when_eta_is_ignored(engine, monkeypatch):
     eta1 = measure_runs(engine, req(DDIM, eta=1.0, fixed_zT=True), 3, "shared")
     holds, why = ddim_eta(eta1, eta0, min_mean_abs_diff=MIN_DIFF)
     assert holds is False, why
+
+
+# ------------------------------------------------------------------------------------ same-weights
+def test_same_weights_fails_when_sampling_changes_the_unet(dummy_pipe_for_weights) -> None:
+    """A 'scheduler swap' that nudges one U-Net weight must break the same-weights rule."""
+    from sampler_claims.exercise12 import same_weights, state_hash
+
+    unet = dummy_pipe_for_weights.unet
+    hashes = {"before": state_hash(unet)}
+    hashes["after an honest swap"] = state_hash(unet)
+    assert same_weights(hashes)[0]
+    with torch.no_grad():
+        next(unet.parameters()).view(-1)[0] += 1e-3
+    hashes["after a swap that retrains"] = state_hash(unet)
+    holds, why = same_weights(hashes)
+    assert not holds and "after a swap that retrains" in why
+
+
+@pytest.fixture
+def dummy_pipe_for_weights():
+    from sampler_claims.models import dummy_pipeline
+
+    return dummy_pipeline()
