@@ -1,107 +1,105 @@
-"""Exercise 3: step count (the sweet spot, and time against steps)."""
+"""Exercise 3: step count (the sweet spot, time against steps, and no gain past 25 steps).
+
+Each test wires the engine to a rule in sampler_claims/rules/exercise3.py and ends with
+`claim.decide(verdict)`.
+"""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sampler_claims import registry
-from sampler_claims.engine import Request
-from sampler_claims.exercise34 import (
+from sampler_claims.quality import NO_CHECKER
+from sampler_claims.rules.exercise3 import (
     DPM,
-    bench,
-    knee,
-    linear_fit_verdict,
-    mean,
+    knee_of,
+    line_fits,
+    linear_time,
+    no_gain_past_25,
     per_seed_ssim,
-    ssim_knee,
-    sweet_spot_statements,
-    timing_store,
+    sweet_spot,
 )
+from sampler_claims.verdict import t_interval
 
 pytestmark = pytest.mark.exercise3
 
 STEP_COUNTS: tuple[int, ...] = registry.get("sweet-spot").t("step_counts")
 TIME_STEPS: tuple[int, ...] = registry.get("linear-time").t("step_counts")
-#: Timed rounds per step count, sized to cost: short runs are cheap and noisier, so they get more rounds.
-ROUNDS = {5: 5, 10: 5, 20: 4, 50: 3, 100: 2, 200: 2}
 #: Seeds of the sweet-spot grid shown as images (all seeds enter the numbers).
 GRID_SEEDS = 3
 
 
 @pytest.mark.claim("sweet-spot")
-def test_sweet_spot(claim, engine, prompts, quality, settings):
-    texts, seeds = prompts.roster("exercise3", settings.seeds)
-    gens = {s: engine.generate(Request(DPM, s, seeds, texts)) for s in STEP_COUNTS}
+def test_sweet_spot(claim, engine, roster, quality, quality_control):
+    control, _good, _bad = quality_control
+    gens = {s: engine.generate(roster.request(DPM, s)) for s in STEP_COUNTS}
     top = max(STEP_COUNTS)
-    ssim_ref = [mean(per_seed_ssim(gens[s].images, gens[top].images)) for s in STEP_COUNTS]
-    q = {s: quality.measure(gens[s].images, texts) for s in STEP_COUNTS}
-    adherence = [q[s].adherence.mean for s in STEP_COUNTS] if quality.has_checker else None
-    to_20 = {s: mean(per_seed_ssim(gens[s].images, gens[20].images)) for s in STEP_COUNTS if s > 20}
-    k = ssim_knee(STEP_COUNTS, ssim_ref, claim.t("knee_epsilon"))
-    k_adh = knee(STEP_COUNTS, adherence, claim.t("knee_epsilon")) if adherence else None
-    statements = sweet_spot_statements(STEP_COUNTS, ssim_ref, adherence, to_20, claim.t)
-
-    claim.metric(
-        step_counts=STEP_COUNTS, seeds=len(seeds), reference_steps=top, quality_basis=quality.basis,
-        ssim_to_converged=dict(zip(map(str, STEP_COUNTS), ssim_ref)),
-        ssim_to_20=dict(zip(map(str, to_20), to_20.values())),
-        quality={str(s): q[s].as_dict() for s in STEP_COUNTS},
-        knee_ssim=k, knee_adherence=k_adh, statements={s.name: s.as_dict() for s in statements},
-    )
-    claim.images(
-        f"DPM-Solver at {', '.join(map(str, STEP_COUNTS))} steps (rows: first {GRID_SEEDS} seeds)",
-        [gens[s].image(i) for i in range(min(GRID_SEEDS, len(seeds))) for s in STEP_COUNTS],
-        [f"seed {seeds[i]}, {s} steps" for i in range(min(GRID_SEEDS, len(seeds))) for s in STEP_COUNTS],
-    )
-    curves = {"SSIM to converged": ssim_ref}
-    if adherence:
-        curves["prompt adherence"] = adherence
+    ssim_ref = {s: per_seed_ssim(gens[s].images, gens[top].images) for s in STEP_COUNTS}
+    to_20 = {s: per_seed_ssim(gens[s].images, gens[20].images) for s in STEP_COUNTS if s > 20}
+    scores = {s: quality.scores(gens[s]) for s in STEP_COUNTS} if control is not None else None
+    mean_ssim = [float(np.mean(ssim_ref[s])) for s in STEP_COUNTS]
+    claim.metric(step_counts=STEP_COUNTS, seeds=len(roster), reference_steps=top, quality_basis=quality.basis,
+                 ssim_to_converged={str(s): t_interval(v) for s, v in ssim_ref.items() if s != top},
+                 ssim_to_20={str(s): t_interval(v) for s, v in to_20.items()},
+                 mean_score=None if scores is None else {str(s): float(np.mean(v)) for s, v in scores.items()},
+                 knee_ssim_info=knee_of(STEP_COUNTS, mean_ssim), control=control)
+    shown = min(GRID_SEEDS, len(roster))
+    claim.images(f"DPM-Solver at {', '.join(map(str, STEP_COUNTS))} steps (rows: first {shown} seeds)",
+                 [gens[s].image(i) for i in range(shown) for s in STEP_COUNTS],
+                 [f"seed {roster.seeds[i]}, {s} steps" for i in range(shown) for s in STEP_COUNTS])
+    curves = {"SSIM to converged (mean)": mean_ssim}
+    if scores is not None:
+        curves["checker score (mean)"] = [float(np.mean(scores[s])) for s in STEP_COUNTS]
     claim.series("Quality against steps (DPM-Solver)", list(STEP_COUNTS), curves, xlabel="steps",
-                 ylabel="mean over seeds", knee=k, logx=True)
-    claim.table("The lesson's statements", ["statement", "rule", "measured", "holds"],
-                [[s.name, s.rule, s.measured, s.holds] for s in statements])
-    claim.key(f"knee at {k} steps by SSIM, {k_adh} by adherence (gain per doubling < {claim.t('knee_epsilon')}); "
-              + ", ".join(f"{s.name}: {s.holds}" for s in statements))
-
-    undecided = [s.name for s in statements if s.holds is None]
-    if undecided:
-        claim.inconclusive(f"no prompt checker on this model, so these cannot be decided: {', '.join(undecided)}")
-        return
-    failed = [s for s in statements if not s.holds]
-    why = "; ".join(f"{s.name}: {s.measured} ({s.rule})" for s in (failed or statements))
-    claim.judge(not failed, why)
-    assert k is not None, f"no knee: SSIM keeps gaining >= {claim.t('knee_epsilon')} per doubling up to {top}"
-    assert not failed, why
-
-
-# ----------------------------------------------------------------------------------------- linear-time
-@pytest.mark.timing
-@pytest.mark.claim("linear-time")
-@pytest.mark.parametrize("steps", TIME_STEPS)
-def test_time_per_step_count(steps, benchmark, engine, prompts, request):
-    """Median wall time of one uncached single-seed generation at `steps` (pytest-benchmark)."""
-    prompt, seed = prompts.single("exercise3")
-    req = Request(DPM, steps, (seed,), prompt)
-    benchmark.extra_info.update(steps=steps, scheduler=DPM.label)
-    timing_store(request.config)[(DPM.label, steps)] = bench(benchmark, engine, req, rounds=ROUNDS[steps])
+                 ylabel="mean over seeds", logx=True)
+    claim.table("SSIM of the 50-200-step images to the 20-step image (per seed, 95% interval)",
+                ["steps", "mean SSIM to 20 steps", "95% interval", f"needs ≥ {claim.t('indistinct_min_ssim')}"],
+                [[s, round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]", claim.t("indistinct_min_ssim")]
+                 for s, iv in ((s, t_interval(v)) for s, v in to_20.items())])
+    claim.key(f"SSIM to 20 steps from 50-200: {min(np.mean(v) for v in to_20.values()):.3f}; SSIM of 20 to "
+              f"converged {np.mean(ssim_ref[20]):.3f}")
+    claim.decide(sweet_spot(scores, to_20, control, claim.t, missing=NO_CHECKER))
 
 
 @pytest.mark.timing
 @pytest.mark.claim("linear-time")
-def test_linear_time(claim, request):
-    store = timing_store(request.config)
-    points = [(s, store[(DPM.label, s)]) for s in TIME_STEPS if (DPM.label, s) in store]
-    if len(points) < len(TIME_STEPS):
-        missing = sorted(set(TIME_STEPS) - {s for s, _ in points})
-        pytest.skip(f"timings missing for {missing} steps (timing tests deselected or skipped)")
-    steps, seconds = zip(*points)
-    fit = linear_fit_verdict(steps, seconds, min_r2=claim.t("min_r2"),
-                             max_overhead_share=claim.t("max_overhead_share"))
-    claim.metric(points={str(s): t for s, t in points}, a_s=fit.a, b_s_per_step=fit.b, r2=fit.r2,
-                 overhead_share_at_20=fit.overhead_share, time_20_s=fit.time_at,
-                 ratio_200_to_5=seconds[-1] / seconds[0])
-    claim.series("Median generation time against steps (DPM-Solver, 1 seed)", list(steps),
-                 {"median time (s)": list(seconds)}, xlabel="steps", ylabel="seconds",
-                 fit={"a": fit.a, "b": fit.b, "r2": fit.r2})
-    claim.key(f"R² = {fit.r2:.4f}, b = {fit.b * 1e3:.2f} ms/step, a/t(20) = {fit.overhead_share:.1%}")
-    claim.judge(fit.holds, fit.why)
-    assert fit.holds, fit.why
+def test_linear_time(claim, timing_rounds):
+    names = {s: f"dpm@{s}" for s in TIME_STEPS}
+    fits = line_fits(timing_rounds, names)
+    wall = line_fits(timing_rounds, names, "wall")
+    claim.metric(fits=fits.as_dict(), wall_fits=wall.as_dict(), rounds=timing_rounds)
+    med = {clock: [float(np.median(timing_rounds.seconds(names[s], clock))) for s in TIME_STEPS]
+           for clock in ("cpu", "wall")}
+    a, b = float(np.median(fits.a)), float(np.median(fits.b))
+    claim.series(f"DPM-Solver time against steps (median of {timing_rounds.rounds} interleaved rounds)",
+                 list(TIME_STEPS), {"CPU time (s)": med["cpu"], "wall time (s)": med["wall"]},
+                 xlabel="steps", ylabel="seconds", fit={"a": a, "b": b, "r2": float(np.median(fits.r2))})
+    claim.table(f"Per-round fits ({fits.clock} time decides)", ["round", "a (ms)", "b (ms/step)", "R²",
+                                                                 "a / t(20)"],
+                [[r + 1, round(fits.a[r] * 1e3, 2), round(fits.b[r] * 1e3, 3), round(fits.r2[r], 5),
+                  round(fits.share[r], 4)] for r in range(len(fits.a))])
+    r2, share = t_interval(fits.r2), t_interval(fits.share)
+    claim.key(f"R² {r2.mean:.4f} [{r2.low:.4f}, {r2.high:.4f}], overhead {share.mean:.1%} "
+              f"[{share.low:.1%}, {share.high:.1%}] of t(20), {b * 1e3:.2f} ms/step ({fits.clock})")
+    claim.decide(linear_time(fits, min_r2=claim.t("min_r2"), max_overhead_share=claim.t("max_overhead_share"),
+                             wall=wall))
+
+
+@pytest.mark.claim("no-gain-past-25")
+def test_no_gain_past_25(claim, engine, roster, quality, quality_control):
+    control, _good, _bad = quality_control
+    g25, g200 = engine.generate(roster.request(DPM, 25)), engine.generate(roster.request(DPM, 200))
+    shown = min(GRID_SEEDS, len(roster))
+    claim.images("DPM-Solver at 25 (top) and 200 steps (bottom), same seeds",
+                 [g.image(i) for g in (g25, g200) for i in range(shown)],
+                 [f"{s} steps, seed {roster.seeds[i]}" for s in (25, 200) for i in range(shown)])
+    if control is None:
+        claim.key("no checker on this model")
+        claim.decide(no_gain_past_25([], [], None, margin=claim.t("comparable_margin"), missing=NO_CHECKER))
+    s25, s200 = quality.scores(g25), quality.scores(g200)
+    gain = t_interval([a - b for a, b in zip(s200, s25)])
+    ss = t_interval(per_seed_ssim(g25.images, g200.images))
+    claim.metric(seeds=len(roster), score_25=s25, score_200=s200, gain=gain, ssim_25_to_200=ss, control=control)
+    claim.key(f"score gain 200 over 25 steps {gain.mean:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]; SSIM "
+              f"{ss.mean:.3f}")
+    claim.decide(no_gain_past_25(s200, s25, control, margin=claim.t("comparable_margin")))

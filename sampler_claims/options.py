@@ -19,7 +19,8 @@ MODEL_CHOICES = ("auto", "tiny", "sd15", "sd15-random")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-DEFAULT_SEEDS = 8
+DEFAULT_SEEDS = 32  # sized by power: see registry.SEEDS_POWER
+DEFAULT_SEED_BASE = 0
 DEFAULT_REPORT = "reports/index.html"
 
 
@@ -39,6 +40,8 @@ class Settings:
     dtype_name: str
     seeds: int
     report_path: Path
+    seed_base: int = DEFAULT_SEED_BASE
+    timing_rounds: int = 4
     deterministic: bool = False
     offload: bool = False
     size: int | None = None
@@ -60,7 +63,7 @@ class Settings:
 
 
 def positive_int(text: str) -> int:
-    """argparse type for --seeds: a usage error for 0, negatives and non-numbers.
+    """argparse type for --seeds and --timing-rounds: a usage error for 0, negatives and non-numbers.
 
     It raises ArgumentTypeError, whose message argparse prints as is (a plain ValueError would be
     reduced to "invalid positive_int value").
@@ -68,9 +71,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes a whole number, got {text!r}; try --seeds 8") from None
+        raise argparse.ArgumentTypeError(f"takes a whole number, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--seeds must be at least 1, got {value}; try --seeds 8")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -78,9 +81,23 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def resolve_device(arg: str) -> str:
+def worker_device(worker: str | None, device_count: int) -> str | None:
+    """One GPU per xdist worker: worker gwK gets cuda:(K mod N). None outside xdist or without CUDA."""
+    if worker is None or device_count < 1:
+        return None
+    k = int(re.sub(r"\D", "", worker) or 0)
+    return f"cuda:{k % device_count}"
+
+
+def resolve_device(arg: str, worker: str | None = None) -> str:
+    """`worker` is the xdist worker id: with --device auto (or plain cuda) on several GPUs each worker takes
+    its own card; --device cuda:N pins every worker to one."""
     if not DEVICE_PATTERN.match(arg):
         raise SettingsError(f"--device {arg!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if arg in ("auto", "cuda") and cuda_available():
+        mapped = worker_device(worker, torch.cuda.device_count())
+        if mapped is not None:
+            return mapped
     if arg == "auto":
         if cuda_available():
             return "cuda"
@@ -186,6 +203,53 @@ def resolve_model(arg: str, device: str) -> tuple[str, str, str]:
     )
 
 
+def check_report_folder(report_path: Path) -> None:
+    """The report's folder must be creatable and writable now, not after every test has run."""
+    import tempfile
+
+    folder = report_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sampler-claims-write-check-"):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            f"--claims-report {report_path}: cannot write to the folder {folder} ({exc.strerror or exc}); pass a "
+            "path in a writable folder, e.g. --claims-report reports/index.html") from None
+
+
+def available_memory(device: str) -> int:
+    """Bytes free where the generations live: the GPU's free memory on CUDA, the machine's available RAM."""
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def batch_bytes(size: int, seeds: int) -> int:
+    """A lower bound on one batched generation's memory: float32 latents (4 x size/8 squared, doubled by
+    CFG) and decoded images (3 x size squared) for every seed. The U-Net's activations need many times more."""
+    latent = 4 * (size // 8) ** 2 * 2
+    image = 3 * size**2
+    return seeds * (latent + image) * 4
+
+
+def check_size_fits(size: int, seeds: int, device: str) -> None:
+    need, have = batch_bytes(size, seeds), available_memory(device)
+    if need > have:
+        raise SettingsError(
+            f"--size {size}: one batch of {seeds} seeds needs at least {need / 2**30:,.1f} GiB for its latents and "
+            f"images alone, and {device} has {have / 2**30:,.1f} GiB free; use a smaller --size (SD 1.5 is trained "
+            "at 512) or fewer --seeds")
+
+
 def _hub_reachable() -> bool:
     """One quick look for SD 1.5's model_index.json on the hub, so auto does not pick an unloadable model."""
     from huggingface_hub import hf_hub_download
@@ -208,24 +272,35 @@ def resolve(
     offload: bool = False,
     size: int | None = None,
     rootdir: Path | None = None,
+    seed_base: int = DEFAULT_SEED_BASE,
+    timing_rounds: int = 4,
+    worker: str | None = None,
 ) -> Settings:
     """Turn raw option values into Settings, or raise SettingsError with the fix."""
     if seeds < 1:
-        raise SettingsError(f"--seeds must be at least 1, got {seeds}; try --seeds 8")
-    dev = resolve_device(device)
+        raise SettingsError(f"--seeds must be at least 1, got {seeds}; try --seeds {DEFAULT_SEEDS}")
+    if seed_base < 0 or seed_base > 2**31:
+        raise SettingsError(f"--seed-base must be between 0 and 2**31, got {seed_base}; try --seed-base 1000")
+    if timing_rounds < 2:
+        raise SettingsError(f"--timing-rounds must be at least 2 (one round has no interval), got {timing_rounds}; "
+                            "try --timing-rounds 4")
+    dev = resolve_device(device, worker)
     dtype_name, notes = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
         raise SettingsError("--offload moves models between CPU and GPU and needs --device cuda; drop --offload")
     if size is not None and (size < 8 or size % 8):
         raise SettingsError(f"--size {size}: give a multiple of 8 pixels, e.g. --size 512")
+    if size is not None:
+        check_size_fits(size, seeds, dev)
     kind, source, reason = resolve_model(model, dev)
     if kind == "tiny" and not is_pipeline_folder(Path(source)):
         raise SettingsError(f"the embedded model is missing at {source}; run scripts/train_tiny.py or re-clone")
     report_path = Path(report)
     if not report_path.is_absolute() and rootdir is not None:
         report_path = rootdir / report_path
+    check_report_folder(report_path)
     return Settings(
         model_arg=model, model_kind=kind, model_source=source, model_reason=reason, device=dev,
         dtype_name=dtype_name, seeds=seeds, report_path=report_path, deterministic=deterministic,
-        offload=offload, size=size, notes=notes,
+        offload=offload, size=size, notes=notes, seed_base=seed_base, timing_rounds=timing_rounds,
     )

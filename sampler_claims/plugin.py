@@ -20,8 +20,9 @@ from .engine import Engine
 from .models import LoadedModel, ModelLoadError, load
 from .options import Settings, SettingsError
 from .prompts import Prompts
-from .quality import Quality
-from .results import ClaimRecorder, Results
+from .quality import Quality, Roster
+from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
+from .timing import Rounds, session_rounds
 
 SESSION_KEY = pytest.StashKey["ClaimsSession"]()
 
@@ -31,7 +32,7 @@ class ClaimsSession:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.results = Results()
+        self.results = Results(settings.model_kind)
         self.started = time.time()
         self._model: LoadedModel | None = None
         self._engine: Engine | None = None
@@ -61,7 +62,8 @@ class ClaimsSession:
         s = self.settings
         env: dict[str, Any] = {
             "model": s.model_kind, "model_source": s.model_source, "model_reason": s.model_reason,
-            "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds,
+            "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds, "seed_base": s.seed_base,
+            "timing_rounds": s.timing_rounds,
             "torch": torch.__version__, "diffusers": diffusers.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
@@ -74,6 +76,9 @@ class ClaimsSession:
             env["load_seconds"] = round(self._model.load_seconds, 3)
         if self._engine is not None:
             env["generation_cache"] = dict(self._engine.stats)
+        ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
+        if ran:
+            env["workers"] = dict(sorted(ran.items()))
         return env
 
 
@@ -102,6 +107,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: auto = float16 on CUDA, float32 elsewhere)")
     group.addoption("--seeds", action="store", default=options.DEFAULT_SEEDS, type=options.positive_int,
                     metavar="N", help=f"seeds per statistical claim (default: {options.DEFAULT_SEEDS})")
+    group.addoption("--seed-base", action="store", default=options.DEFAULT_SEED_BASE, type=int, metavar="N",
+                    help="move every seed of the run (and the tiny model's prompt roster) to a fresh range starting "
+                         f"N further on: a replication on unseen prompt-seed pairs (default: "
+                         f"{options.DEFAULT_SEED_BASE})")
+    group.addoption("--timing-rounds", action="store", default=4, type=options.positive_int, metavar="N",
+                    help="interleaved rounds of the timed configurations; intervals over rounds decide the timing "
+                         "claims (default: 4)")
+    group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
+                    help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
+                         "(default: every claim)")
     group.addoption("--claims-report", action="store", default=options.DEFAULT_REPORT, metavar="PATH",
                     help=f"HTML report path; claims.json is written beside it (default: {options.DEFAULT_REPORT})")
     group.addoption("--deterministic", action="store_true", default=False,
@@ -130,11 +145,14 @@ def pytest_configure(config: pytest.Config) -> None:
             dtype=config.getoption("--dtype"), seeds=config.getoption("--seeds"),
             report=config.getoption("--claims-report"), deterministic=config.getoption("--deterministic"),
             offload=config.getoption("--offload"), size=config.getoption("--size"),
-            rootdir=config.rootpath,
+            rootdir=config.rootpath, seed_base=config.getoption("--seed-base"), worker=worker_id(config),
+            timing_rounds=config.getoption("--timing-rounds"),
         )
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = ClaimsSession(settings)
+    if worker_id(config) is None:
+        config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results), "sampler-claims-outcomes")
     threads = config.getoption("--threads", default=None)
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--threads must be at least 1, got {threads}")
@@ -146,11 +164,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if SESSION_KEY not in config.stash:
         return []
     s = config.stash[SESSION_KEY].settings
-    return [
+    workers = getattr(config.option, "numprocesses", None)
+    dist = (f"claims: distributed over {workers} xdist workers (--dist {config.option.dist}); each worker picks "
+            "its device (one GPU per worker on CUDA: gwK -> cuda:K mod N) and says so in the report") if workers else None
+    return [line for line in [
         f"claims: model={s.model_kind} ({s.model_reason}) source={s.model_source}",
-        f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} deterministic={s.deterministic} "
+        f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} seed-base={s.seed_base} "
+        f"timing-rounds={s.timing_rounds} deterministic={s.deterministic} "
         f"report={s.report_path}",
-    ]
+        dist,
+    ] if line]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -181,12 +204,33 @@ def engine(claims_session: ClaimsSession) -> Engine:
 
 @pytest.fixture(scope="session")
 def prompts(settings: Settings) -> Prompts:
-    return Prompts(tiny_world=settings.model_kind == "tiny")
+    return Prompts(tiny_world=settings.model_kind == "tiny", seed_base=settings.seed_base)
+
+
+@pytest.fixture(scope="session")
+def roster(prompts: Prompts, settings: Settings) -> Roster:
+    """The --seeds prompt-seed pairs every statistical claim shares (so their generations are shared)."""
+    texts, seeds = prompts.roster("exercise1", settings.seeds)
+    return Roster(texts, seeds)
 
 
 @pytest.fixture(scope="session")
 def quality(settings: Settings) -> Quality:
     return Quality(has_checker=settings.model_kind == "tiny")
+
+
+@pytest.fixture(scope="session")
+def quality_control(engine: Engine, quality: Quality, roster: Roster):  # noqa: ANN201
+    """(Separation or None, good generation, bad generation): the run's one check of the quality metric."""
+    return quality.control(engine, roster)
+
+
+@pytest.fixture
+def timing_rounds(request: pytest.FixtureRequest, engine: Engine, prompts: Prompts, settings: Settings) -> Rounds:
+    """The run's interleaved timing rounds (sampler_claims.timing): measured by the first timing claim that
+    asks for them, through its pytest-benchmark fixture, and shared by every later one."""
+    prompt, seed = prompts.single("exercise1")
+    return session_rounds(request, engine, prompt, seed, settings.timing_rounds)
 
 
 @pytest.fixture
@@ -203,43 +247,108 @@ def claim(request: pytest.FixtureRequest, claims_session: ClaimsSession) -> Clai
 
 
 # --------------------------------------------------------------------------- outcomes and the report
+#: user_properties keys that carry a claim's outcome (always) and its record (from xdist workers).
+CLAIM_PROP, RECORD_PROP = "sampler_claims.outcome", "sampler_claims.record"
+
+
+def worker_id(config: pytest.Config) -> str | None:
+    """The xdist worker id ("gw0", ...) of this process, None on the controller or without xdist."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """With -n and no --dist, distribute by xdist_group (loadgroup): the claims that share generations then
+    run on one worker and each generation is still computed once. --dist given explicitly wins."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "loadgroup"
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if SESSION_KEY not in config.stash:
         return
     results = config.stash[SESSION_KEY].results
+    wanted = config.getoption("claim_ids", default=None) or []
+    for cid in wanted:
+        if cid not in registry.CLAIMS:
+            raise pytest.UsageError(f"--claim {cid!r} is not a claim id; known: {', '.join(registry.CLAIMS)}")
+    keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("claim")
-        if marker is not None:
-            registry.get(marker.args[0])  # unknown ids fail collection loudly
-            results.collected.add(marker.args[0])
+        if marker is None:
+            (drop if wanted else keep).append(item)
+            continue
+        claim = registry.get(marker.args[0])  # unknown ids fail collection loudly
+        if wanted and claim.id not in wanted:
+            drop.append(item)
+            continue
+        keep.append(item)
+        results.collected.add(claim.id)
+        item.add_marker(pytest.mark.xdist_group(claim.group))
+        if results.records[claim.id].expected == registry.REFUTED and "claim" in getattr(item, "fixturenames", ()):
+            # The measured finding: the lesson's form fails. Strict, so a change of verdict turns the
+            # run red; raises=ClaimRefuted, so only the refuted verdict counts, never a crash.
+            item.add_marker(pytest.mark.xfail(strict=True, raises=ClaimRefuted,
+                                              reason=f"refuted: {claim.expected_why}"))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Put the claim's outcome (and, on an xdist worker, its whole record) on the test report; the
+    outcome is read back in pytest_runtest_logreport, which runs where the report is written."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if hasattr(report, "wasxfail") and call.excinfo is not None and call.excinfo.errisinstance(ClaimRefuted):
+        report.wasxfail = str(call.excinfo.value)  # the measured reason, not only the registry's
     marker = item.get_closest_marker("claim")
-    if marker is None:
+    if marker is None or SESSION_KEY not in item.config.stash:
         return
-    results = item.config.stash[SESSION_KEY].results
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if hasattr(report, "wasxfail"):
-            state = "xfailed" if report.skipped else "xpassed"
-        elif report.when == "setup" and report.failed:
-            state = "error"
+    if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return
+    if hasattr(report, "wasxfail"):
+        state = "xfailed" if report.skipped else "xpassed"
+    elif report.when == "setup" and report.failed:
+        state = "error"
+    else:
+        state = report.outcome
+    message = ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = str(report.longrepr[2]).removeprefix("Skipped: ")
+    elif report.failed:
+        if call.excinfo is not None:
+            message = call.excinfo.exconly().strip().splitlines()[0]
         else:
-            state = report.outcome
-        message = ""
-        if report.skipped and isinstance(report.longrepr, tuple):
-            message = str(report.longrepr[2]).removeprefix("Skipped: ")
-        elif report.failed:
-            if call.excinfo is not None:
-                message = call.excinfo.exconly().strip().splitlines()[0]
-            else:
-                message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
-        elif hasattr(report, "wasxfail"):
-            message = str(report.wasxfail)
-        results.add_outcome(marker.args[0], item.nodeid, state, message)
+            message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
+    elif hasattr(report, "wasxfail"):
+        message = str(report.wasxfail)
+    cs: ClaimsSession = item.config.stash[SESSION_KEY]
+    cid = marker.args[0]
+    rec = cs.results.records[cid]
+    rec.ran_on = {"worker": worker_id(item.config) or "main", "device": cs.settings.device}
+    report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message}))
+    if worker_id(item.config) is not None:
+        report.user_properties.append((RECORD_PROP, record_payload(rec)))
+
+
+class OutcomeCollector:
+    """Registered on the process that writes the report (the controller under xdist, else the only one):
+    records each claim test's outcome from its report, merging the record a worker sent with it."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = {k: v for k, v in getattr(report, "user_properties", ()) if k in (CLAIM_PROP, RECORD_PROP)}
+        if CLAIM_PROP not in props:
+            return
+        out = props[CLAIM_PROP]
+        if RECORD_PROP in props:
+            merge_payload(self.results.records[out["id"]], props[RECORD_PROP])
+        self.results.collected.add(out["id"])
+        self.results.add_outcome(out["id"], report.nodeid, out["state"], out["message"])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -25,11 +25,11 @@ TINY = {
 }
 
 
-def _tiny_roster(n: int) -> list[str]:
-    """n captions cycling through shapes and colour pairs in a fixed, varied order."""
+def _tiny_roster(n: int, start: int = 0) -> list[str]:
+    """n captions cycling through shapes and colour pairs in a fixed, varied order, from position `start`."""
     colors = list(COLORS)
     out = []
-    k = 0
+    k = start
     while len(out) < n:
         shape = SHAPES[k % len(SHAPES)]
         fg = colors[(k * 3) % len(colors)]
@@ -42,18 +42,24 @@ def _tiny_roster(n: int) -> list[str]:
 
 
 class Prompts:
-    """Prompt choice for one model kind: the embedded world or the lesson's own prompts."""
+    """Prompt choice for one model kind: the embedded world or the lesson's own prompts.
 
-    def __init__(self, tiny_world: bool) -> None:
+    `seed_base` (--seed-base) moves every seed of the run, and the tiny world's roster of captions with
+    it, to a fresh range: a replication of the whole run on prompt-seed pairs it has never seen.
+    """
+
+    def __init__(self, tiny_world: bool, seed_base: int = 0) -> None:
         self.tiny_world = tiny_world
+        self.seed_base = seed_base
         self.table = TINY if tiny_world else LESSON
 
     def single(self, role: str) -> tuple[str, int]:
-        return self.table[role]
+        prompt, seed = self.table[role]
+        return prompt, seed + self.seed_base
 
     def roster(self, role: str, n: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """n (prompt, seed) pairs: varied captions on the tiny model, the lesson's prompt otherwise."""
-        prompt, seed = self.table[role]
+        prompt, seed = self.single(role)
         seeds = tuple(seed + i for i in range(n))
-        prompts = tuple(_tiny_roster(n)) if self.tiny_world else (prompt,) * n
+        prompts = tuple(_tiny_roster(n, self.seed_base)) if self.tiny_world else (prompt,) * n
         return prompts, seeds

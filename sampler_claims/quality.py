@@ -1,8 +1,12 @@
-"""Quality of a batch of images: prompt adherence where the model has a checker, and no-reference stats.
+"""Per-image quality scores and the control that validates them.
 
 The embedded model's world has an independent checker (sampler_claims.tinyshapes.checker) that reads
-shape and colours from pixels. SD 1.5 has none here, so its quality verdicts rest on residual noise and
-sharpness alone, and the claim says so.
+shape and colours from pixels; its continuous per-image score is what the quality claims pair by seed.
+SD 1.5 has no checker here: its quality claims are inconclusive and say so, rather than resting on a
+proxy that was never shown to separate a good sampler from a bad one.
+
+Every quality claim decides only through `gated(control, ...)`: the score must separate the converged
+DPM-Solver@200 (known good) from DPM-Solver@5 (known bad) on the same seeds in the same run.
 """
 from __future__ import annotations
 
@@ -11,46 +15,84 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import Estimate, mean_ci, proportion_ci, residual_noise, sharpness
+from .engine import Engine, Generation, Request
+from .metrics import residual_noise, sharpness
+from .schedulers import SchedulerSpec
+from .verdict import Separation, separation
+
+#: The control pair of every quality claim (registry QUALITY_CONTROL).
+CONTROL_SPEC = SchedulerSpec.of("dpm-solver")
+CONTROL_GOOD_STEPS = 200
+CONTROL_BAD_STEPS = 5
+NO_CHECKER = ("no validated quality metric on this model: the embedded model's checker only reads its own "
+              "shapes world, and a reference-free proxy (noise, sharpness) was never shown to separate a good "
+              "sampler from a bad one; run on the embedded model (--model tiny) for a quality verdict")
 
 
 @dataclass(frozen=True)
-class QualityStats:
-    adherence: Estimate | None
-    noise: Estimate
-    sharpness: Estimate
-    per_image: list[bool] | None = None
+class Roster:
+    """The prompt-seed pairs every statistical claim shares, so that their generations are shared too."""
 
-    def as_dict(self) -> dict:
-        out = {"noise_sigma": self.noise.as_dict(), "sharpness": self.sharpness.as_dict()}
-        if self.adherence is not None:
-            out["adherence"] = self.adherence.as_dict()
-        return out
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+    def request(self, spec: SchedulerSpec, steps: int, **kw: object) -> Request:
+        return Request(spec, steps, self.seeds, self.prompts, **kw)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
 
 
 class Quality:
+    """Scores of generated images against their prompts, computed once per generation."""
+
     def __init__(self, has_checker: bool) -> None:
         self.has_checker = has_checker
+        self._cache: dict[int, tuple[Generation, list]] = {}
 
     @property
     def basis(self) -> str:
-        return ("prompt adherence from the tiny world's independent checker, plus residual noise"
-                if self.has_checker else "no-reference statistics only (residual noise, sharpness): no checker")
+        return ("checker score (tiny world: shape IoU and two colour scores, each 0..1), paired by seed"
+                if self.has_checker else NO_CHECKER)
 
-    def adherence(self, images: np.ndarray, prompts: Sequence[str]) -> tuple[Estimate, list[bool]] | None:
+    def readings(self, gen: Generation) -> list | None:
+        """The checker's Scores per image of a generation (None without a checker)."""
+        if not self.has_checker:
+            return None
+        key = id(gen)
+        if key not in self._cache:
+            from .tinyshapes import checker
+
+            self._cache[key] = (gen, checker.adherence(list(gen.images), gen.request.prompts)["scores"])
+        return self._cache[key][1]
+
+    def scores(self, gen: Generation) -> list[float] | None:
+        r = self.readings(gen)
+        return None if r is None else [s.score for s in r]
+
+    def matches(self, gen: Generation) -> list[bool] | None:
+        """Pass/fail per image (the checker's match: all three attributes read as asked)."""
         if not self.has_checker:
             return None
         from .tinyshapes import checker
 
-        result = checker.adherence(list(images), list(prompts))
-        per = [bool(x) for x in result["per_image"]]
-        return proportion_ci(sum(per), len(per)), per
+        return checker.adherence(list(gen.images), gen.request.prompts)["per_image"]
 
-    def measure(self, images: np.ndarray, prompts: Sequence[str]) -> QualityStats:
-        adh = self.adherence(images, prompts)
-        return QualityStats(
-            adherence=adh[0] if adh else None,
-            noise=mean_ci([residual_noise(im) for im in images]),
-            sharpness=mean_ci([sharpness(im) for im in images]),
-            per_image=adh[1] if adh else None,
-        )
+    def control(self, engine: Engine, roster: Roster) -> tuple[Separation | None, Generation, Generation]:
+        """The quality control of this run: does the score separate DPM-Solver@200 from DPM-Solver@5?"""
+        good = engine.generate(roster.request(CONTROL_SPEC, CONTROL_GOOD_STEPS))
+        bad = engine.generate(roster.request(CONTROL_SPEC, CONTROL_BAD_STEPS))
+        g, b = self.scores(good), self.scores(bad)
+        if g is None or b is None:
+            return None, good, bad
+        return separation("checker score", g, b, f"DPM-Solver@{CONTROL_GOOD_STEPS}",
+                          f"DPM-Solver@{CONTROL_BAD_STEPS}"), good, bad
+
+
+def noise_per_image(images: np.ndarray) -> list[float]:
+    """Residual noise sigma (skimage estimate_sigma, 0..255) of each image."""
+    return [residual_noise(im) for im in images]
+
+
+def sharpness_per_image(images: Sequence[np.ndarray]) -> list[float]:
+    return [sharpness(im) for im in images]

@@ -1,8 +1,18 @@
 """What claims record during a run, and `claims.json`, the machine-readable result.
 
-A test talks to its claim through a ClaimRecorder (the `claim` fixture): metrics, evidence and the
-verdict. The plugin adds each test's outcome, so a claim whose test crashed or never ran says so
-instead of vanishing from the report.
+A test talks to its claim through a ClaimRecorder (the `claim` fixture): metrics, evidence and, last,
+`decide(verdict)`. `decide` is the one place where a verdict becomes a pytest outcome, so the two
+cannot disagree:
+
+| verdict      | the registry expects confirmed | the registry expects refuted (test is xfail strict) |
+|--------------|--------------------------------|-----------------------------------------------------|
+| confirmed    | passed                         | XPASS(strict): failed, the lesson now holds         |
+| refuted      | failed, with the measured reason | xfailed, with the measured reason                 |
+| inconclusive | skipped, with why and the seeds that would decide it (both columns)                  |
+| skipped      | skipped, with the reason (both columns)                                              |
+
+The plugin adds each test's outcome, so a claim whose test crashed or never ran says so instead of
+vanishing from the report.
 """
 from __future__ import annotations
 
@@ -17,8 +27,14 @@ import numpy as np
 import pytest
 
 from . import registry
+from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED, SKIPPED, Verdict
 
-SCHEMA = 1
+SCHEMA = 2
+
+
+class ClaimRefuted(AssertionError):
+    """Raised by `decide` for a refuted verdict that the registry expects: the xfail(strict=True) marker
+    catches exactly this type, so any other error in a refuted claim's test still fails the run."""
 
 
 @dataclass
@@ -33,7 +49,10 @@ class ClaimRecord:
     claim: registry.Claim
     verdict: str | None = None
     reason: str = ""
-    judgements: list[tuple[str, str]] = field(default_factory=list)
+    decision: Verdict | None = None
+    expected: str = CONFIRMED
+    #: Where it ran: {"worker": "gw0" or "main", "device": "cpu"}, shown in the report.
+    ran_on: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     tests: list[dict[str, str]] = field(default_factory=list)
@@ -100,31 +119,79 @@ class ClaimRecorder:
             "x": _jsonable(x), "series": _jsonable(series), "xlabel": xlabel, "ylabel": ylabel,
             **{k: _jsonable(v) for k, v in extra.items()}}))
 
-    def judge(self, lesson_holds: bool, why: str) -> bool:
-        """Record what the measurement says of the lesson's form: confirmed if it holds, else refuted."""
-        verdict = "confirmed" if lesson_holds else "refuted"
-        self.record.judgements.append((verdict, why))
-        refuted = [w for v, w in self.record.judgements if v == "refuted"]
-        if refuted:
-            self.record.verdict, self.record.reason = "refuted", "; ".join(refuted)
-        else:
-            self.record.verdict = "confirmed"
-            self.record.reason = "; ".join(w for _, w in self.record.judgements)
-        return lesson_holds
+    def decide(self, verdict: Verdict) -> None:
+        """Record the verdict and end the test with the outcome it implies (see the module docstring).
 
-    def inconclusive(self, why: str) -> None:
-        self.record.verdict, self.record.reason = "inconclusive", why
+        Call it last: nothing after it runs, so nothing after it can contradict it.
+        """
+        rec = self.record
+        rec.decision, rec.verdict, rec.reason = verdict, verdict.verdict, verdict.reason
+        if verdict.seeds_needed is not None:
+            rec.metrics["seeds_needed"] = verdict.seeds_needed
+        rec.metrics["decision"] = _jsonable(verdict.numbers)
+        if verdict.verdict == CONFIRMED:
+            return
+        if verdict.verdict == REFUTED:
+            if rec.expected == REFUTED:
+                raise ClaimRefuted(f"refuted, as measured before: {verdict.reason}")
+            pytest.fail(f"{self.id} refuted: {verdict.reason}", pytrace=False)
+        # Reported at the test's own location, not this line (as the skip marker does).
+        raise pytest.skip.Exception(f"{verdict.verdict}: {verdict.reason}", _use_item_location=True)
 
     def skip(self, why: str) -> None:
-        self.record.verdict, self.record.reason = "skipped", why
-        pytest.skip(why)
+        self.decide(Verdict(SKIPPED, why))
+
+
+# ------------------------------------------------------------------ moving records from xdist workers
+def record_payload(rec: ClaimRecord) -> dict[str, Any]:
+    """A claim record as plain data (images as PNG bytes) that an xdist worker can send to the controller
+    on its test report, the way pytest-html moves extras."""
+    import io
+
+    from PIL import Image
+
+    def png(img: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(img)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    evidence = []
+    for e in rec.evidence:
+        data = dict(e.data)
+        if e.kind == "images":
+            data = {"images": [png(i) for i in e.data["images"]], "captions": list(e.data["captions"])}
+        evidence.append({"kind": e.kind, "title": e.title, "data": _jsonable(data)})
+    return {"id": rec.claim.id, "verdict": rec.verdict, "reason": rec.reason, "metrics": _jsonable(rec.metrics),
+            "decision": rec.decision.as_dict() if rec.decision else None, "evidence": evidence,
+            "ran_on": dict(rec.ran_on)}
+
+
+def merge_payload(rec: ClaimRecord, payload: dict[str, Any]) -> None:
+    """The controller's side of record_payload: the worker's record replaces this (empty) one."""
+    import io
+
+    from PIL import Image
+
+    rec.verdict, rec.reason = payload["verdict"], payload["reason"]
+    rec.metrics.update(payload["metrics"])
+    d = payload.get("decision")
+    rec.decision = Verdict(d["verdict"], d["reason"], d.get("numbers", {}), d.get("seeds_needed")) if d else None
+    rec.ran_on = dict(payload.get("ran_on", {}))
+    rec.evidence = []
+    for e in payload["evidence"]:
+        data = e["data"]
+        if e["kind"] == "images":
+            data = {"images": [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in data["images"]],
+                    "captions": data["captions"]}
+        rec.evidence.append(Evidence(e["kind"], e["title"], data))
 
 
 class Results:
     """All claim records of a session, in registry order, plus the environment."""
 
-    def __init__(self) -> None:
-        self.records: dict[str, ClaimRecord] = {cid: ClaimRecord(c) for cid, c in registry.CLAIMS.items()}
+    def __init__(self, model_kind: str = "tiny") -> None:
+        self.records: dict[str, ClaimRecord] = {cid: ClaimRecord(c, expected=c.expects(model_kind))
+                                                for cid, c in registry.CLAIMS.items()}
         self.environment: dict[str, Any] = {}
         self.collected: set[str] = set()
 
@@ -144,7 +211,7 @@ class Results:
 
     def counts(self) -> dict[str, int]:
         """Verdict counts for the summary; claims that never ran are counted apart from real skips."""
-        out = {v: 0 for v in registry.VERDICTS}
+        out = {v: 0 for v in (CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED)}
         out["not run"] = 0
         for r in self.records.values():
             out["not run" if r.outcome == "not run" and r.verdict is None else r.final_verdict[0]] += 1
@@ -162,8 +229,10 @@ class Results:
                 else:
                     ev.append({"kind": e.kind, "title": e.title, **e.data})
             claims.append({
-                "id": r.claim.id, "exercise": r.claim.exercise, "lesson": r.claim.lesson,
-                "verdict": verdict, "reason": reason, "metrics": r.metrics,
+                "id": r.claim.id, "exercise": r.claim.exercise, "lesson": r.claim.lesson, "kind": r.claim.kind,
+                "verdict": verdict, "reason": reason, "expected": r.expected,
+                "seeds_needed": r.decision.seeds_needed if r.decision else None, "ran_on": r.ran_on,
+                "metrics": r.metrics,
                 "thresholds": {k: {"value": _jsonable(t.value), "why": t.why} for k, t in r.claim.thresholds.items()},
                 "evidence": ev, "tests": r.tests, "outcome": r.outcome,
             })

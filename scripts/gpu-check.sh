@@ -30,7 +30,8 @@ timeout 150 python3 -m pytest claims/ -p no:cacheprovider --model tiny --device 
   --claims-report "$out/tiny/index.html" -q -rfEx 2>&1 | tee "$out/tiny.log" | tail -25 || rc=1
 t1=$(date +%s); echo "embedded suite on CUDA: $((t1 - t0)) s"
 timeout 300 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --device cuda --dtype float16 \
-  -k "speedup or linear-time or cfg-two-passes or dpm-multi-point or callback-after-step or same-weights or ddpm-noise-draws" \
+  --claim speedup --claim linear-time --claim cfg-two-passes --claim dpm-multi-point --claim callback-after-step \
+  --claim same-weights --claim ddpm-noise-draws \
   --claims-report "$out/sd15-random/index.html" -q -rfEx 2>&1 | tee "$out/sd15-random.log" | tail -25 || rc=1
 t2=$(date +%s); echo "sd15-random timing and counting claims: $((t2 - t1)) s"
 timeout 120 python3 scripts/engine_overhead.py --model sd15-random --device cuda --dtype float16 --steps 20 --rounds 3 \

@@ -14,10 +14,10 @@ def sample_results(with_evidence: bool = True) -> Results:
     for n, cid in enumerate(ids[:8]):
         rec = results.recorder(cid)
         verdict = verdicts[n % 4]
-        if verdict in ("confirmed", "refuted"):
-            rec.judge(verdict == "confirmed", f"measured reason <b>{n}</b> & more")
-        else:
-            rec.record.verdict, rec.record.reason = verdict, f"because {n}"
+        # What decide() records, without ending a test (there is none here).
+        rec.record.verdict = verdict
+        rec.record.reason = f"measured reason <b>{n}</b> & more" if verdict in ("confirmed", "refuted") else \
+            f"because {n}"
         rec.key(f"key {n}")
         rec.metric(value=n * 0.5, nested={"a": [1, 2]})
         results.add_outcome(cid, f"claims/test_x.py::test_{n}", "passed")

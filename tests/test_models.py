@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from sampler_claims import options
-from sampler_claims.exercise12 import state_hash
+from sampler_claims.rules.exercise1 import state_hash
 from sampler_claims.models import ModelLoadError, get_dummy_components, load
 
 

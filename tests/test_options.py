@@ -85,7 +85,7 @@ def test_bfloat16_on_cpu_is_allowed() -> None:
 
 @pytest.mark.parametrize("text", ["0", "-3", "many"])
 def test_seeds_must_be_positive(text: str) -> None:
-    with pytest.raises(argparse.ArgumentTypeError, match="--seeds"):
+    with pytest.raises(argparse.ArgumentTypeError, match="whole number|at least 1"):
         options.positive_int(text)
 
 
@@ -106,7 +106,12 @@ def test_relative_report_path_is_under_rootdir(tmp_path) -> None:
         (["--model", "nonsense"], "Choices: auto, tiny, sd15, sd15-random"),
         (["--model", "{empty}"], "not a diffusers pipeline folder: model_index.json missing"),
         (["--device", "cuda"], "no CUDA device"),
-        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--seeds", "0"], "argument --seeds: must be at least 1"),
+        (["--timing-rounds", "1"], "--timing-rounds must be at least 2"),
+        (["--seed-base", "-5"], "--seed-base must be between 0"),
+        (["--claims-report", "/proc/nope/x.html"], "--claims-report /proc/nope/x.html: cannot write to the folder"),
+        (["--size", "1000000"], "--size 1000000: one batch of 32 seeds needs at least"),
+        (["--claim", "speed-up"], "--claim 'speed-up' is not a claim id"),
         (["--dtype", "float16", "--device", "cpu"], "float16 is refused on the CPU"),
     ],
 )
@@ -131,6 +136,8 @@ def test_header_says_which_model_and_why(pytester: pytest.Pytester) -> None:
 def test_help_shows_the_claims_group_with_defaults(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--help")
     out = result.stdout.str()
-    for opt in ("--model=NAME|PATH|HUB_ID", "--device=DEVICE", "--dtype=DTYPE", "--seeds=N", "--claims-report=PATH"):
+    for opt in ("--model=NAME|PATH|HUB_ID", "--device=DEVICE", "--dtype=DTYPE", "--seeds=N", "--claims-report=PATH",
+                "--seed-base=N", "--timing-rounds=N"):
         assert opt in out
-    assert "(default: 8)" in out and "(default: reports/index.html)" in out
+    flat = " ".join(out.split())  # argparse wraps help lines
+    assert "(default: 32)" in flat and "(default: reports/index.html)" in flat and "(default: 4)" in flat

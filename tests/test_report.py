@@ -25,9 +25,10 @@ def test_report_is_self_contained_and_escaped(tmp_path) -> None:
 def test_claims_json_has_the_schema(tmp_path) -> None:
     _, json_path = write_report(sample_results(), tmp_path / "index.html")
     data = json.loads(json_path.read_text())
-    assert data["schema"] == 1 and {"environment", "claims", "benchmarks", "report"} <= set(data)
+    assert data["schema"] == 2 and {"environment", "claims", "benchmarks", "report"} <= set(data)
     first = data["claims"][0]
-    assert {"id", "exercise", "lesson", "verdict", "reason", "metrics", "evidence", "tests", "outcome"} <= set(first)
+    assert {"id", "exercise", "lesson", "verdict", "reason", "expected", "seeds_needed", "metrics", "evidence", "tests",
+            "outcome"} <= set(first)
     assert {c["verdict"] for c in data["claims"]} <= {"confirmed", "refuted", "inconclusive", "skipped"}
     broken = next(c for c in data["claims"] if c["outcome"] == "failed")
     assert broken["verdict"] == "inconclusive" and "boom" in broken["reason"]
@@ -51,9 +52,11 @@ def test_no_temp_files_are_left_behind(tmp_path) -> None:
 CLAIMS_MODULE = '''
 import pytest
 
+from sampler_claims.verdict import exact
+
 @pytest.mark.claim("same-weights")
 def test_ok(claim):
-    claim.judge(True, "fine")
+    claim.decide(exact(True, "fine"))
 
 @pytest.mark.claim("speedup")
 def test_fails(claim):
@@ -88,9 +91,11 @@ def test_report_is_written_on_keyboard_interrupt(pytester: pytest.Pytester, dumm
     pytester.makepyfile(test_claims='''
 import pytest
 
+from sampler_claims.verdict import exact
+
 @pytest.mark.claim("same-weights")
 def test_ok(claim):
-    claim.judge(True, "fine")
+    claim.decide(exact(True, "fine"))
 
 @pytest.mark.claim("speedup")
 def test_interrupted(claim):
@@ -103,3 +108,52 @@ def test_interrupted(claim):
     data = json.loads((pytester.path / "claims.json").read_text())
     assert data["environment"]["exitstatus"] == int(pytest.ExitCode.INTERRUPTED)
     assert {c["id"]: c["verdict"] for c in data["claims"]}["same-weights"] == "confirmed"
+
+
+OUTCOMES_MODULE = '''
+import pytest
+from sampler_claims.verdict import Verdict, exact
+
+@pytest.mark.claim("same-weights")
+def test_confirmed(claim):
+    claim.decide(exact(True, "one hash"))
+
+@pytest.mark.claim("ddim-eta")
+def test_refuted_unexpectedly(claim):
+    claim.decide(exact(False, "eta ignored"))
+
+@pytest.mark.claim("clone-needed")
+def test_refuted_as_expected(claim):
+    claim.decide(exact(False, "the pipeline rebinds latents"))
+
+@pytest.mark.claim("cfg-two-passes")
+def test_expected_refuted_but_confirmed(claim):
+    claim.decide(exact(True, "two passes now"))
+
+@pytest.mark.claim("dpm-multi-point")
+def test_expected_refuted_but_crashed(claim):
+    raise RuntimeError("not a refutation")
+
+@pytest.mark.claim("comparable-quality")
+def test_inconclusive(claim):
+    claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))
+'''
+
+
+def test_the_pytest_outcome_follows_the_verdict(pytester: pytest.Pytester, dummy_folder) -> None:
+    """One place maps verdicts to outcomes: confirmed passes, an unexpected refutation fails, an expected one
+    xfails (strict: a confirmation then fails the run), a crash is never an xfail, inconclusive skips."""
+    pytester.makepyfile(test_claims=OUTCOMES_MODULE)
+    report = pytester.path / "index.html"
+    result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", str(dummy_folder),
+                                           "--claims-report", str(report), "-rA")
+    outcomes = {c["id"]: (c["verdict"], c["outcome"]) for c in
+                json.loads((pytester.path / "claims.json").read_text())["claims"]}
+    assert outcomes["same-weights"] == ("confirmed", "passed")
+    assert outcomes["ddim-eta"] == ("refuted", "failed")
+    assert outcomes["clone-needed"] == ("refuted", "xfailed")
+    assert outcomes["cfg-two-passes"] == ("confirmed", "failed")  # XPASS(strict): the lesson now holds
+    assert outcomes["dpm-multi-point"][1] == "failed"
+    assert outcomes["comparable-quality"] == ("inconclusive", "skipped")
+    result.stdout.fnmatch_lines(["*XFAIL*test_refuted_as_expected*the pipeline rebinds latents*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -59,6 +59,11 @@ class Reading:
     bg: str | None
     shape_iou: float = 0.0
     area: int = 0
+    #: The median foreground and background colours read (RGB, 0..255); None where unread.
+    fg_rgb: np.ndarray | None = None
+    bg_rgb: np.ndarray | None = None
+    #: Best-placement IoU of every ideal shape with the mask (empty where no mask was found).
+    shape_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,15 +190,19 @@ def _fit(name: str, cov: np.ndarray, init: np.ndarray) -> float:
     return best
 
 
-def _best_shape(mask: np.ndarray, alpha: np.ndarray) -> tuple[str | None, float]:
-    """Template matching: the ideal shape whose best placement explains the coverage map best."""
+def _shape_scores(mask: np.ndarray, alpha: np.ndarray) -> dict[str, float]:
+    """Best-placement IoU of each ideal shape with the coverage map."""
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     # Work in a window around the box (2 px of slack): same result, several times cheaper.
     wx0, wy0 = max(x0 - 2, 0), max(y0 - 2, 0)
     cov = _coverage_map(mask, alpha)[wy0 : y1 + 2, wx0 : x1 + 2]
     init = np.array([(x0 + x1) / 2.0 - wx0, (y0 + y1) / 2.0 - wy0, (x1 - x0) / 2.0, (y1 - y0) / 2.0])
-    scores = {name: _fit(name, cov, init) for name in SHAPES}
+    return {name: _fit(name, cov, init) for name in SHAPES}
+
+
+def _best_shape(scores: dict[str, float]) -> tuple[str | None, float]:
+    """Template matching: the ideal shape whose best placement explains the coverage map best."""
     best = max(scores, key=scores.__getitem__)
     return (best if scores[best] >= MIN_IOU else None), scores[best]
 
@@ -206,11 +215,13 @@ def read(image: np.ndarray) -> Reading:
     bg, plane = _background(img)
     if bg is None:
         return Reading(shape=None, fg=None, bg=None)
+    ring = _border(img.shape[0], img.shape[1], BORDER_WIDTH)
+    bg_rgb = np.median(img[ring], axis=0)
     dist = np.linalg.norm(img - plane, axis=-1)
     rough = dist > ROUGH_DISTANCE
     rough &= ~_border(*rough.shape)
     if rough.sum() < MIN_AREA:
-        return Reading(shape=None, fg=None, bg=COLOR_NAMES[bg])
+        return Reading(shape=None, fg=None, bg=COLOR_NAMES[bg], bg_rgb=bg_rgb)
     labels, n = ndimage.label(rough)
     sizes = ndimage.sum(rough, labels, index=np.arange(1, n + 1))
     rough = labels == (1 + int(np.argmax(sizes)))
@@ -218,6 +229,7 @@ def read(image: np.ndarray) -> Reading:
     fg_pixels = img[interior] if interior.sum() >= 8 else img[rough]
     fg_rgb = np.median(fg_pixels, axis=0)
     fg = int(nearest_colour(fg_rgb[None])[0])
+    seen = dict(fg=COLOR_NAMES[fg], bg=COLOR_NAMES[bg], fg_rgb=fg_rgb, bg_rgb=bg_rgb)
 
     # Fractional position of each pixel on the line from the local background to the foreground colour.
     axis = fg_rgb[None, None, :] - plane
@@ -225,14 +237,60 @@ def read(image: np.ndarray) -> Reading:
     mask = ndimage.binary_fill_holes(alpha > 0.5)
     labels, n = ndimage.label(mask)
     if n == 0:
-        return Reading(shape=None, fg=COLOR_NAMES[fg], bg=COLOR_NAMES[bg])
+        return Reading(shape=None, **seen)
     sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
     mask = labels == (1 + int(np.argmax(sizes)))
     area = int(mask.sum())
     if area < MIN_AREA or area > MAX_AREA_SHARE * mask.size:
-        return Reading(shape=None, fg=COLOR_NAMES[fg], bg=COLOR_NAMES[bg], area=area)
-    shape, iou = _best_shape(mask, alpha)
-    return Reading(shape=shape, fg=COLOR_NAMES[fg], bg=COLOR_NAMES[bg], shape_iou=iou, area=area)
+        return Reading(shape=None, area=area, **seen)
+    scores = _shape_scores(mask, alpha)
+    shape, iou = _best_shape(scores)
+    return Reading(shape=shape, shape_iou=iou, area=area, shape_scores=scores, **seen)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Continuous per-image readings against the prompt, each in [0, 1] (1 = exactly as asked).
+
+    Why continuous: a pass/fail match per image needs hundreds of images to tell two samplers apart
+    within a few points; paired by seed, these scores tell them apart with tens. `score` is their mean.
+    - shape: the IoU of the prompt's shape, placed as well as it fits the mask (0 without a mask);
+    - fg, bg: where the read colour lies between the nearest *other* named colour (0) and the prompt's
+      colour (1): d_other / (d_asked + d_other), shading allowed; 0.5 is the checker's decision boundary.
+    """
+
+    shape: float
+    fg: float
+    bg: float
+
+    @property
+    def score(self) -> float:
+        return (self.shape + self.fg + self.bg) / 3.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"shape": round(self.shape, 4), "fg": round(self.fg, 4), "bg": round(self.bg, 4),
+                "score": round(self.score, 4)}
+
+
+def colour_score(rgb: np.ndarray | None, asked: str) -> float:
+    """d_other / (d_asked + d_other) for one read colour: 1 on the asked colour, 0 on another named one."""
+    if rgb is None:
+        return 0.0
+    d = colour_distances(np.asarray(rgb, dtype=np.float64)[None])[0]
+    k = COLOR_NAMES.index(asked)
+    d_asked = float(d[k])
+    d_other = float(np.delete(d, k).min())
+    return d_other / max(d_asked + d_other, 1e-9)
+
+
+def scores(image: np.ndarray, prompt: str, reading: Reading | None = None) -> Scores:
+    """Continuous readings of one image against its prompt (see Scores); raises for prompts outside the world."""
+    expected = parse_prompt(prompt)
+    if expected is None:
+        raise ValueError(f"prompt is outside the tiny-shapes world: {prompt!r}")
+    r = read(image) if reading is None else reading
+    return Scores(shape=float(r.shape_scores.get(expected["shape"], 0.0)),
+                  fg=colour_score(r.fg_rgb, expected["fg"]), bg=colour_score(r.bg_rgb, expected["bg"]))
 
 
 def check(image: np.ndarray, prompt: str) -> CheckResult:
@@ -259,5 +317,6 @@ def adherence(images: Sequence[np.ndarray] | np.ndarray, prompts: Sequence[str])
         "fg_acc": sum(r.fg_ok for r in results) / n,
         "bg_acc": sum(r.bg_ok for r in results) / n,
         "per_image": [r.match for r in results],
+        "scores": [scores(np.asarray(im), p, r.read) for im, p, r in zip(images, prompts, results)],
         "results": results,
     }

@@ -1,182 +1,40 @@
-"""Measurements and decision rules of Exercises 3 and 4 and the takeaways.
+"""Rules of Exercise 4 (intermediates) and the two mechanism claims its solution makes (DDPM's formula
+over gaps, DPM-Solver's points per step).
 
-Every rule here takes plain measurements (numbers, tensors, images) and returns what it decided with a
-reason, so that tests/test_negative_exercise34.py can feed it broken inputs (quadratic time, a sampler
-that keeps improving, an in-place scheduler, a shuffled trajectory, DDPM with the adjacent-step beta)
-and show that each rule can fail. The claim tests in claims/ only wire the engine to these functions.
+Every rule takes plain measurements (numbers, tensors, images) and returns a Verdict, so that
+tests/test_negative_exercise4.py can feed it broken inputs (an in-place scheduler, a shuffled
+trajectory, DDPM with the adjacent-step beta, a fake solver) and show that the verdict turns.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from .engine import Engine, Generation, Request
-from .metrics import band_settling, mean_ci, r_squared, ssim
-from .schedulers import SchedulerSpec
+from ..engine import Engine, Generation, Request
+from ..metrics import band_settling, residual_noise, ssim
+from ..schedulers import SchedulerSpec
+from ..verdict import (
+    Separation,
+    Verdict,
+    all_of,
+    at_least,
+    exact,
+    gated,
+    inconclusive,
+    paired,
+    separation,
+    t_interval,
+    wilson,
+)
 
-# ----------------------------------------------------------------------------------------- shared state
-#: Medians of the timing tests, keyed by (scheduler label, steps): linear-time writes them and
-#: recommended-default reuses them, in the same session, without a global.
-TIMINGS_KEY = pytest.StashKey[dict]()
-
-
-def timing_store(config: pytest.Config) -> dict[tuple[str, int], float]:
-    """The session's timing medians (seconds), created on first use."""
-    if TIMINGS_KEY not in config.stash:
-        config.stash[TIMINGS_KEY] = {}
-    return config.stash[TIMINGS_KEY]
-
-
-def bench(benchmark: Any, engine: Engine, request: Request, *, rounds: int, warmup: int = 1) -> float:
-    """Median seconds of uncached runs of `request` by pytest-benchmark; one plain run's time if the
-    plugin is disabled (--benchmark-disable), so the claims still get a number."""
-    gen = benchmark.pedantic(engine.generate, args=(request,), kwargs={"cached": False}, warmup_rounds=warmup,
-                             rounds=rounds, iterations=1)
-    stats = getattr(benchmark, "stats", None)
-    return float(stats.stats.median) if stats is not None else float(gen.seconds)
-
-
-#: The lesson's sampler of Exercise 3 and the takeaway: DPM-Solver++ (multistep), stock config.
-DPM = SchedulerSpec.of("dpm-solver")
-#: DDPM at 1000 steps needs trailing spacing with SD's stock config (diffusers #10003, lesson-code-runs).
-DDPM_1000 = SchedulerSpec.of("ddpm", timestep_spacing="trailing")
 DDIM = SchedulerSpec.of("ddim")
 DDPM = SchedulerSpec.of("ddpm")
-
-
-# ----------------------------------------------------------------------------------------- Exercise 3
-def gains_per_doubling(step_counts: Sequence[int], values: Sequence[float]) -> list[float]:
-    """Gain of the metric between neighbouring step counts, per doubling of steps (log2 spacing).
-
-    The lesson's grid is not evenly doubled (20 -> 50 is 1.32 doublings), so the gain is normalised.
-    """
-    if len(step_counts) != len(values) or len(values) < 2:
-        raise ValueError("need at least two (steps, value) pairs of equal length")
-    out = []
-    for (s0, v0), (s1, v1) in zip(zip(step_counts, values), zip(step_counts[1:], values[1:])):
-        if s1 <= s0:
-            raise ValueError(f"step counts must increase, got {s0} then {s1}")
-        out.append((v1 - v0) / math.log2(s1 / s0))
-    return out
-
-
-def knee(step_counts: Sequence[int], means: Sequence[float], eps: float) -> int | None:
-    """The first step count from which every further doubling gains less than `eps`; None if none does.
-
-    "Every further" (not just the next) so that one flat stretch between two steep ones is not a knee.
-    The last step count never qualifies on its own: with nothing after it there is no evidence.
-    """
-    gains = gains_per_doubling(step_counts, means)
-    for i in range(len(gains)):
-        if all(g < eps for g in gains[i:]):
-            return int(step_counts[i])
-    return None
-
-
-def ssim_knee(step_counts: Sequence[int], ssim_to_ref: Sequence[float], eps: float) -> int | None:
-    """The knee of the SSIM-to-reference curve, leaving out the reference itself.
-
-    The reference's SSIM to itself is 1 by construction, not a measurement: keeping it would make the last
-    interval measure only how far the second-highest step count is from the reference image.
-    """
-    return knee(list(step_counts)[:-1], list(ssim_to_ref)[:-1], eps)
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One of the lesson's sentences, the rule it was checked by, what was measured and the result.
-
-    `holds` is None when the metric the rule needs is missing (no checker on this model).
-    """
-
-    name: str
-    rule: str
-    measured: Any
-    holds: bool | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "measured": self.measured, "holds": self.holds}
-
-
-def sweet_spot_statements(
-    step_counts: Sequence[int],
-    ssim_to_ref: Sequence[float],
-    adherence: Sequence[float] | None,
-    ssim_to_20: dict[int, float],
-    t: Callable[[str], Any],
-) -> list[Statement]:
-    """The lesson's four statements of Exercise 3, each against its registry threshold.
-
-    ssim_to_ref: mean SSIM to the converged reference per step count (the last step count is the
-    reference); adherence: the checker's share of images matching the prompt per step count (None without
-    a checker), judged as a share of the converged adherence; ssim_to_20: mean SSIM of the 50..200-step
-    images to the 20-step image.
-    """
-    idx = {int(s): i for i, s in enumerate(step_counts)}
-
-    def share(steps: int) -> float | None:
-        """Adherence at `steps` over the converged adherence; None without a checker or a converged read."""
-        if adherence is None or adherence[-1] <= 0:
-            return None
-        return round(float(adherence[idx[steps]]) / float(adherence[-1]), 4)
-
-    s5 = float(ssim_to_ref[idx[5]])
-    out = [Statement("5 steps garbled", f"SSIM to converged < {t('garbled_max_ssim')}", round(s5, 4),
-                     s5 < t("garbled_max_ssim"))]
-    r10 = t("recognizable_min_adherence_share")
-    a10 = share(10)
-    out.append(Statement("10 steps recognizable", f"adherence >= {r10} x converged adherence", a10,
-                         None if a10 is None else a10 >= r10))
-    g20, gs = t("good_min_adherence_share"), t("good_min_ssim")
-    a20, s20 = share(20), float(ssim_to_ref[idx[20]])
-    out.append(Statement(
-        "20 steps good", f"adherence >= {g20} x converged adherence and SSIM to converged >= {gs}",
-        {"adherence_share": a20, "ssim": round(s20, 4)},
-        None if a20 is None else (a20 >= g20 and s20 >= gs)))
-    worst = min(ssim_to_20.values())
-    out.append(Statement("50-200 steps nearly indistinguishable from 20",
-                         f"min SSIM to the 20-step image >= {t('indistinct_min_ssim')}",
-                         {str(k): round(v, 4) for k, v in ssim_to_20.items()}, worst >= t("indistinct_min_ssim")))
-    return out
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    a: float
-    b: float
-    r2: float
-    time_at: float
-    overhead_share: float
-    holds: bool
-    why: str
-
-
-def linear_fit_verdict(step_counts: Sequence[int], seconds: Sequence[float], *, min_r2: float,
-                       max_overhead_share: float, at: int = 20) -> LinearFit:
-    """Fit time = a + b*steps; 'about linear with small overhead' = R^2 >= min_r2 and |a| <= share * time(at).
-
-    |a|, not a: a clearly negative intercept is a sign of curvature (e.g. quadratic time), not of
-    negative overhead, so it must not pass as "small".
-    """
-    if len(step_counts) < 3:
-        raise ValueError("a line through fewer than 3 points says nothing about linearity")
-    a, b, r2 = r_squared(step_counts, seconds)
-    measured = dict(zip(map(int, step_counts), map(float, seconds)))
-    time_at = measured.get(at, a + b * at)  # the measured time where there is one, else the line's
-    share = abs(a) / time_at if time_at > 0 else math.inf
-    linear, small = r2 >= min_r2, share <= max_overhead_share
-    holds = linear and small
-    why = (f"R^2 = {r2:.4f} ({'>=' if linear else '<'} {min_r2}), slope {b * 1e3:.2f} ms/step, intercept "
-           f"{a * 1e3:.1f} ms = {share:.1%} of the {at}-step time ({'<=' if small else '>'} {max_overhead_share:.0%})")
-    return LinearFit(a, b, r2, time_at, share, holds, why)
-
+DPM = SchedulerSpec.of("dpm-solver")
 
 # ----------------------------------------------------------------------------------------- Exercise 4
 def capture_references(engine: Engine, request: Request) -> tuple[Generation, list[torch.Tensor]]:
@@ -229,8 +87,8 @@ def aliasing(refs: Sequence[torch.Tensor], clones: Sequence[torch.Tensor]) -> Al
     return Aliasing(len(refs), len({id(r) for r in refs}), len(storages), equal, changed)
 
 
-def callback_after_step_verdict(callbacks: int, steps: int, last_capture: torch.Tensor,
-                                latent_output: torch.Tensor) -> tuple[bool, str]:
+def callback_after_step(callbacks: int, steps: int, last_capture: torch.Tensor,
+                        latent_output: torch.Tensor) -> Verdict:
     """Callback count equals steps, and the last capture is exactly the output_type='latent' result."""
     count_ok = callbacks == steps
     same = last_capture.shape == latent_output.shape and bool(torch.equal(last_capture, latent_output))
@@ -238,7 +96,22 @@ def callback_after_step_verdict(callbacks: int, steps: int, last_capture: torch.
             else float("inf"))
     why = (f"{callbacks} callbacks for {steps} steps; last capture "
            f"{'equals' if same else 'differs from'} the output_type='latent' result (max |diff| {diff:.3g})")
-    return count_ok and same, why
+    return exact(count_ok and same, why, callbacks=callbacks, steps=steps)
+
+
+def clone_needed(aliases: dict[str, "Aliasing"]) -> Verdict:
+    """The lesson's form: without .clone() every entry is one and the same tensor, for every sampler."""
+    why = "; ".join(
+        f"{n}: {a.entries} un-cloned entries are {a.distinct_objects} objects on {a.distinct_storages} storages, "
+        f"{a.equal_neighbours} equal neighbours, {a.changed_after_capture} changed after capture"
+        for n, a in aliases.items())
+    lesson = all(a.all_same_tensor for a in aliases.values())
+    if lesson:
+        return exact(True, "every un-cloned entry is the same tensor: " + why)
+    independent = all(a.independent for a in aliases.values())
+    return exact(False, ("the pipeline rebinds `latents` to the scheduler's new tensor every step, so un-cloned "
+                         "entries stay distinct and keep their values: " if independent else
+                         "un-cloned entries are neither one tensor nor independent: ") + why)
 
 
 def rises(values: Sequence[float], max_dip: float) -> tuple[bool, float]:
@@ -273,19 +146,69 @@ def coarse_first(settling: Sequence[float | None]) -> tuple[bool, str]:
     return ordered and strictly and settling[0] is not None, why
 
 
-def much_worse(good_adherence: float | None, bad_adherence: float | None, good_noise: float, bad_noise: float,
-               *, min_adherence_drop: float, min_noise_ratio: float) -> tuple[bool, str]:
-    """'Much worse' = adherence lower by at least min_adherence_drop, or residual noise min_noise_ratio x."""
-    ratio = bad_noise / good_noise if good_noise > 0 else math.inf
-    noisy = ratio >= min_noise_ratio
-    parts = [f"residual noise {bad_noise:.2f} vs {good_noise:.2f} ({ratio:.2f}x, needs >= {min_noise_ratio}x)"]
-    drop_ok = False
-    if good_adherence is not None and bad_adherence is not None:
-        drop = good_adherence - bad_adherence
-        drop_ok = drop >= min_adherence_drop
-        parts.insert(0, f"adherence {bad_adherence:.2f} vs {good_adherence:.2f} (drop {drop:+.2f}, needs >= "
-                        f"{min_adherence_drop})")
-    return drop_ok or noisy, "; ".join(parts)
+def trajectory_ok(ssims: Sequence[float], settling: Sequence[int | None], max_dip: float) -> bool:
+    """One seed's DDIM trajectory: SSIM to the final rises (dips <= max_dip) and the bands settle coarse first."""
+    return rises(ssims, max_dip)[0] and coarse_first(settling)[0]
+
+
+def coarse_to_fine(per_seed_ok: Sequence[bool], *, typical_share: float) -> Verdict:
+    """'Smoothly from noise to image, coarse first' for DDIM's trajectories in general: the share of seeds
+    where it holds has its Wilson interval above typical_share (refuted when wholly below)."""
+    k, n = int(sum(bool(x) for x in per_seed_ok)), len(per_seed_ok)
+    iv = wilson(k, n, "share of seeds rising smoothly and settling coarse-first")
+    return at_least(iv, typical_share, f"{k}/{n} seeds smooth and coarse-first: share")
+
+
+def ddpm_10_worse(ddim: Sequence[float], ddpm: Sequence[float], control: Separation | None, *, margin: float,
+                  missing: str = "") -> Verdict:
+    """'Much worse' = the paired score gap DDIM@10 - DDPM@10 has its interval at or above the margin."""
+    if control is None:
+        return inconclusive(missing or "no validated quality metric on this model")
+    gap = paired(ddim, ddpm, "score DDIM@10 - DDPM@10")
+    return gated(control, at_least(gap, margin, "DDIM@10 - DDPM@10"), missing)
+
+
+@dataclass(frozen=True)
+class LateSteps:
+    """Per seed, over the late intermediates: DDPM - DDIM residual noise, DDIM - DDPM SSIM to own final."""
+
+    steps: tuple[int, ...]  # 1-based steps averaged
+    noise_gap: list[float]
+    coherence_gap: list[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": list(self.steps), "noise_gap": self.noise_gap, "coherence_gap": self.coherence_gap}
+
+
+def late_steps(n_steps: int) -> tuple[int, ...]:
+    """The second half of the trajectory, final step excluded (1-based)."""
+    return tuple(range(n_steps // 2 + 1, n_steps))
+
+
+def measure_late_steps(ddim: np.ndarray, ddpm: np.ndarray, ddim_final: np.ndarray, ddpm_final: np.ndarray,
+                       steps: tuple[int, ...]) -> LateSteps:
+    """ddim, ddpm: [steps, seeds, H, W, 3] decoded intermediates; finals: [seeds, H, W, 3]."""
+    noise, coh = [], []
+    for k in range(ddim.shape[1]):
+        idx = [s - 1 for s in steps]
+        noise.append(float(np.mean([residual_noise(ddpm[i, k]) - residual_noise(ddim[i, k]) for i in idx])))
+        coh.append(float(np.mean([ssim(ddim[i, k], ddim_final[k]) - ssim(ddpm[i, k], ddpm_final[k]) for i in idx])))
+    return LateSteps(steps, noise, coh)
+
+
+def noise_control(early: np.ndarray, final: np.ndarray) -> Separation:
+    """Does residual noise tell a known-noisy image (DDIM's first intermediate) from its clean final?"""
+    return separation("residual noise", [residual_noise(im) for im in early], [residual_noise(im) for im in final],
+                      "step-1 intermediate", "final image")
+
+
+def intermediates_noisier(m: LateSteps, control: Separation, *, margin: float = 0.0) -> Verdict:
+    """'Noisier, less coherent': both per-seed gaps have intervals above `margin`; the noise statement
+    decides only if residual noise separated a noisy intermediate from a clean final in this run."""
+    noisier = gated(control, at_least(t_interval(m.noise_gap), margin,
+                                      "residual noise DDPM - DDIM (late steps, per seed)"))
+    coherent = at_least(t_interval(m.coherence_gap), margin, "SSIM to own final DDIM - DDPM (late steps, per seed)")
+    return all_of([noisier.named("noisier"), coherent.named("less coherent")], "DDPM intermediates")
 
 
 # --- ddpm-formula-adjacent: one scheduler step, no model
@@ -428,43 +351,22 @@ def multi_point(calls: float, threshold: float = 1.5) -> bool:
     return calls >= threshold
 
 
-# ----------------------------------------------------------------------------------------- takeaways
-@dataclass(frozen=True)
-class DefaultCheck:
-    steps: int
-    ssim: float
-    quality_share: float | None
-    time_share: float
-    holds: bool
-    why: str
+def dpm_multi_point(per_step: dict[str, float], threshold: float) -> Verdict:
+    """The lesson's DPM-Solver (multistep, as it uses it) evaluates several points per step."""
+    why = (", ".join(f"{n} {v:g}" for n, v in per_step.items()) + " U-Net calls per step")
+    return exact(multi_point(per_step["DPMSolverMultistep"], threshold), why, calls_per_step=per_step)
 
 
-def recommended_default(steps: int, ssim_to_ref: float, adherence: float | None, ref_adherence: float | None,
-                        seconds: float, ddpm_seconds: float, *, min_quality_share: float, min_ssim: float,
-                        max_time_share: float) -> DefaultCheck:
-    """A default worth recommending: near-converged quality for a small share of DDPM@1000's time."""
-    share = None
-    if adherence is not None and ref_adherence is not None:
-        share = adherence / ref_adherence if ref_adherence > 0 else (1.0 if adherence == 0 else math.inf)
-    tshare = seconds / ddpm_seconds
-    ok_q = share is None or share >= min_quality_share
-    ok_s = ssim_to_ref >= min_ssim
-    ok_t = tshare <= max_time_share
-    q = "no checker" if share is None else f"{share:.0%} of converged adherence (needs {min_quality_share:.0%})"
-    why = (f"{steps} steps: {q}, SSIM to converged {ssim_to_ref:.3f} (needs {min_ssim}), time "
-           f"{tshare:.1%} of DDPM@1000 (needs <= {max_time_share:.0%})")
-    return DefaultCheck(steps, ssim_to_ref, share, tshare, ok_q and ok_s and ok_t, why)
+def formula_adjacent(gap: "FormulaGap", adjacent: "FormulaGap", rtol: float) -> Verdict:
+    """The lesson's form: DDPM's step over a gap is NOT the exact posterior (differs from DDIM eta=1)."""
+    why = (f"over every {gap.gaps[0]}-timestep gap but the last (which ends at t<0, where the stock "
+           f"set_alpha_to_one=False alone differs) DDPM's step mean and std "
+           f"{'equal' if gap.equal(rtol) else 'differ from'} DDIM(eta=1)'s: max rel. diff mean "
+           f"{gap.max_mean_rel:.1e}, std {gap.max_std_rel:.1e} (rtol {rtol}), noise model residual "
+           f"{max(gap.residuals):.1e}; the adjacent-step (beta_t) formula would differ by up to "
+           f"{adjacent.max_mean_rel:.0%} in mean and {adjacent.max_std_rel:.0%} in std")
+    return exact(not gap.equal(rtol), why)
 
-
-def per_seed_ssim(images: np.ndarray, reference: np.ndarray) -> list[float]:
-    """SSIM of image k to reference image k (same seed and prompt)."""
-    if len(images) != len(reference):
-        raise ValueError(f"{len(images)} images against {len(reference)} references")
-    return [ssim(a, b) for a, b in zip(images, reference)]
-
-
-def mean(values: Sequence[float]) -> float:
-    return mean_ci(values).mean
 
 
 # ----------------------------------------------------------------------------------------- traces
@@ -500,7 +402,7 @@ def trace(engine: Engine, name: str, spec: SchedulerSpec, steps: int, seed: int,
 
 def band_errors(images: np.ndarray, final: np.ndarray, bands: int = 3) -> list[list[float]]:
     """Per band (low first), the energy of (image - final) as a share of the final's energy, per step."""
-    from .metrics import radial_band_energy
+    from ..metrics import radial_band_energy
 
     target = np.maximum(radial_band_energy(final, bands), 1e-12)
     rows = [radial_band_energy(im.astype(np.float64) - final.astype(np.float64), bands) / target for im in images]

@@ -1,0 +1,363 @@
+"""Rules of Exercise 1 (same model, different sampler): measurements and the verdicts they decide.
+
+Measurements run the engine and return plain dataclasses; rules take those (or numbers) and return a
+`Verdict`. Keeping the two apart is what lets tests/test_negative_exercise1.py feed each rule a broken
+sampler or a synthetic measurement and show that the verdict turns.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..counters import count_unet_calls
+from ..engine import Engine, Generation, Request
+from ..metrics import ssim
+from ..schedulers import SchedulerSpec, make_scheduler
+from ..timing import Rounds
+from ..verdict import (
+    Interval,
+    Separation,
+    Verdict,
+    all_of,
+    at_least,
+    equivalent,
+    exact,
+    gated,
+    inconclusive,
+    paired,
+    t_interval,
+    within,
+)
+
+# ---------------------------------------------------------------------------- same-weights
+
+def state_hash(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's state dict (names, dtypes, shapes and bytes), order-stable."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def same_weights(hashes: dict[str, str]) -> Verdict:
+    """Same weights = one U-Net hash at every checkpoint (before, after each swap, after sampling)."""
+    distinct = sorted(set(hashes.values()))
+    if len(distinct) == 1:
+        return exact(True, f"U-Net hash unchanged across {len(hashes)} checkpoints ({distinct[0][:12]}…)",
+                     checkpoints=len(hashes))
+    changed = [k for k, v in hashes.items() if v != hashes[next(iter(hashes))]]
+    return exact(False, f"U-Net weights changed at: {', '.join(changed)}", changed=changed)
+
+
+# ============================================================================ Exercise 1: the configs
+#: The lesson's three configurations by short name: (scheduler, steps). DDPM at 1000 steps needs
+#: trailing spacing with SD 1.5's stock config (diffusers #10003; see `lesson-code-runs`).
+LESSON_SAMPLERS: dict[str, tuple[SchedulerSpec, int]] = {
+    "ddpm": (SchedulerSpec.of("ddpm", timestep_spacing="trailing"), 1000),
+    "ddim": (SchedulerSpec.of("ddim"), 50),
+    "dpm-solver": (SchedulerSpec.of("dpm-solver"), 20),
+}
+#: What the lesson runs literally: DDPMScheduler.from_config(stock) with no override.
+STOCK_DDPM = SchedulerSpec.of("ddpm")
+LABELS = {"ddpm": "DDPM@1000", "ddim": "DDIM@50", "dpm-solver": "DPM-Solver@20"}
+#: Pairs compared for `different-paths`: the ODE pair first.
+PAIRS: tuple[tuple[str, str], ...] = (("ddim", "dpm-solver"), ("ddpm", "ddim"), ("ddpm", "dpm-solver"))
+
+
+def exercise1_requests(prompts: str | tuple[str, ...], seeds: tuple[int, ...],
+                       guidance: float = 7.5) -> dict[str, Request]:
+    """One batched request per lesson sampler over the same seeds and prompts (the cache shares them)."""
+    return {name: Request(spec, steps, seeds, prompts, guidance=guidance)
+            for name, (spec, steps) in LESSON_SAMPLERS.items()}
+
+
+def run_exercise1(engine: Engine, prompts: str | tuple[str, ...], seeds: tuple[int, ...]) -> dict[str, Generation]:
+    """The three samplers over all seeds, one engine call each (cached: later claims reuse them)."""
+    return {name: engine.generate(req) for name, req in exercise1_requests(prompts, seeds).items()}
+
+
+# ---------------------------------------------------------------------------- lesson-code-runs
+@dataclass(frozen=True)
+class StockRun:
+    """What happens when the lesson's DDPM line runs on the model's stock scheduler config."""
+
+    steps: int
+    config: dict[str, Any]  # the settings that decide the timesteps
+    first_timestep: int
+    num_train_timesteps: int
+    error_type: str | None
+    error: str | None
+    unet_calls: int  # before the error, or in all
+
+    @property
+    def ran(self) -> bool:
+        return self.error_type is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "config": self.config, "first_timestep": self.first_timestep,
+                "num_train_timesteps": self.num_train_timesteps, "error_type": self.error_type,
+                "error": self.error, "unet_calls": self.unet_calls}
+
+
+def measure_stock_ddpm(engine: Engine, prompt: str, seed: int, steps: int = 1000,
+                       spec: SchedulerSpec = STOCK_DDPM) -> StockRun:
+    """Run DDPM from the stock config and catch what it raises (it fails at the first step, so it is cheap)."""
+    scheduler, used = make_scheduler(spec, engine.stock_config)
+    scheduler.set_timesteps(steps)
+    keys = ("timestep_spacing", "steps_offset", "num_train_timesteps", "_class_name")
+    error_type = error = None
+    with count_unet_calls(engine.pipe.unet) as calls:
+        try:
+            engine.generate(Request(spec, steps, (seed,), prompt))
+        except Exception as exc:  # noqa: BLE001 - the failure is the measurement
+            error_type, error = type(exc).__name__, str(exc)
+    return StockRun(steps=steps, config={k: used.get(k) for k in keys},
+                    first_timestep=int(scheduler.timesteps[0]),
+                    num_train_timesteps=int(used["num_train_timesteps"]),
+                    error_type=error_type, error=error, unet_calls=calls.calls)
+
+
+class UnexpectedFailure(RuntimeError):
+    """The stock DDPM run failed, but not with the IndexError at t = num_train_timesteps that #10003 is:
+    that is an error of the run (out of memory, the guard, a bug), never evidence about the lesson."""
+
+
+def lesson_code_runs(stock: StockRun, fixed: Generation | None = None) -> Verdict:
+    """The lesson's code runs as written iff the stock config completes DDPM at its step count.
+
+    Refuted only by the failure #10003 describes: an IndexError with the first timestep at or past
+    num_train_timesteps. Any other exception raises UnexpectedFailure, so the test errors.
+    """
+    fix = ""
+    if fixed is not None:
+        spacing = dict(fixed.request.scheduler.overrides).get("timestep_spacing", "stock")
+        fix = (f"; with timestep_spacing={spacing!r} it runs ({fixed.unet_calls} U-Net calls, first timestep "
+               f"{fixed.timesteps[0]})")
+    nums = stock.as_dict()
+    if stock.ran:
+        return exact(True, f"DDPMScheduler.from_config(stock) ran {stock.steps} steps "
+                           f"(first timestep {stock.first_timestep})" + fix, **nums)
+    if stock.error_type != "IndexError" or stock.first_timestep < stock.num_train_timesteps:
+        raise UnexpectedFailure(
+            f"DDPMScheduler.from_config(stock) at {stock.steps} steps failed with {stock.error_type}: {stock.error} "
+            f"(first timestep {stock.first_timestep} of {stock.num_train_timesteps}); only an IndexError at "
+            "t >= num_train_timesteps is the #10003 finding")
+    return exact(False, f"DDPMScheduler.from_config(stock) at {stock.steps} steps raises {stock.error_type} "
+                        f"({stock.error}) after {stock.unet_calls} U-Net call(s): spacing "
+                        f"{stock.config.get('timestep_spacing')!r} with steps_offset={stock.config.get('steps_offset')} "
+                        f"gives first timestep {stock.first_timestep} of {stock.num_train_timesteps} (diffusers #10003)"
+                 + fix, **nums)
+
+
+# ---------------------------------------------------------------------------- comparable-quality
+def pairwise_differences(scores: Mapping[str, Sequence[float]]) -> dict[str, Interval]:
+    """The paired (same seed) difference of every pair of samplers, a - b, with its 95% interval."""
+    names = list(scores)
+    return {pair_key(a, b): paired(scores[a], scores[b], f"{a} - {b}")
+            for i, a in enumerate(names) for b in names[i + 1:]}
+
+
+def comparable_quality(scores: Mapping[str, Sequence[float]], control: Separation | None, *, margin: float,
+                       missing: str = "") -> Verdict:
+    """Comparable = every pair's paired score difference lies within +-margin (equivalence, by interval).
+
+    Decides only if the score separated its known-bad control in the same run (`gated`).
+    """
+    if control is None:
+        return inconclusive(missing or "no validated quality metric on this model")
+    diffs = pairwise_differences(scores)
+    parts = [equivalent(iv, margin, f"score {p.replace('|', ' - ')}") for p, iv in diffs.items()]
+    return gated(control, all_of(parts, "comparable quality"), missing)
+
+
+# ---------------------------------------------------------------------------- different-paths
+@dataclass(frozen=True)
+class Paths:
+    """Per-seed SSIM of each sampler pair on the same seed."""
+
+    seeds: tuple[int, ...]
+    ssim: dict[str, list[float]]  # "ddim|dpm-solver" -> per seed
+
+    def mean(self, pair: str) -> float:
+        return float(np.mean(self.ssim[pair]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seeds": list(self.seeds), "ssim": self.ssim,
+                "mean_ssim": {p: round(self.mean(p), 4) for p in self.ssim}}
+
+
+def pair_key(a: str, b: str) -> str:
+    return f"{a}|{b}"
+
+
+def measure_paths(images: Mapping[str, np.ndarray], seeds: Sequence[int]) -> Paths:
+    """SSIM (skimage) of every pair of samplers, image by image on the same seed."""
+    out = {pair_key(a, b): [ssim(images[a][k], images[b][k]) for k in range(len(seeds))] for a, b in PAIRS}
+    return Paths(tuple(seeds), out)
+
+
+def ode_margin_per_seed(paths: Paths) -> list[float]:
+    """Per seed: SSIM of the ODE pair minus the larger SSIM of the two pairs with DDPM (> 0: ODE closer)."""
+    ode = pair_key(*PAIRS[0])
+    others = [pair_key(*p) for p in PAIRS[1:]]
+    return [paths.ssim[ode][k] - max(paths.ssim[o][k] for o in others) for k in range(len(paths.seeds))]
+
+
+def different_paths(paths: Paths, *, max_identity_ssim: float, ordering_margin: float = 0.0) -> Verdict:
+    """Different paths = no pair of samplers gives the same image on any seed (exact), and the two ODE
+    samplers (DDIM, DPM-Solver) land closer to each other than either does to stochastic DDPM (the
+    interval of the per-seed SSIM margin above `ordering_margin`)."""
+    same = {p: sum(v >= max_identity_ssim for v in vals) for p, vals in paths.ssim.items()}
+    means = {p: paths.mean(p) for p in paths.ssim}
+    text = ", ".join(f"{p.replace('|', ' vs ')} {m:.3f}" for p, m in means.items())
+    identical = {p: n for p, n in same.items() if n}
+    distinct = exact(not identical, (f"identical images (SSIM >= {max_identity_ssim}) on " + ", ".join(
+        f"{n}/{len(paths.seeds)} seeds for {p.replace('|', ' vs ')}" for p, n in identical.items()))
+        if identical else f"no pair identical on {len(paths.seeds)} seeds (mean SSIM {text})")
+    iv = t_interval(ode_margin_per_seed(paths), "SSIM(DDIM, DPM-Solver) - max SSIM with DDPM")
+    order = at_least(iv, ordering_margin, "per seed, SSIM of the ODE pair minus the closer pair with DDPM")
+    return all_of([distinct, order], "different paths")
+
+
+# ---------------------------------------------------------------------------- speedup
+#: Timed configuration of each lesson sampler (names in sampler_claims.timing.timed_configs).
+TIMED = {"ddpm": "ddpm@1000", "ddim": "ddim@50", "dpm-solver": "dpm@20"}
+
+
+def ratio_interval(num: Sequence[float], den: Sequence[float], what: str) -> Interval:
+    """Interval of a time ratio over paired rounds, on the log scale (ratios are multiplicative)."""
+    iv = t_interval([math.log(a / b) for a, b in zip(num, den)], what)
+    return Interval(math.exp(iv.mean), math.exp(iv.low), math.exp(iv.high), iv.n, iv.sd, what)
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """Per lesson sampler: the time ratio to DDPM@1000 (interval over rounds) and the U-Net call ratio."""
+
+    clock: str
+    ratios: dict[str, Interval]
+    call_ratio: dict[str, float]
+    wall_ratios: dict[str, Interval]
+    intercept_s: float  # a of time = a + b * calls, fitted over the three samplers' median times
+    per_call_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"clock": self.clock, "ratios": {k: v.as_dict() for k, v in self.ratios.items()},
+                "wall_ratios": {k: v.as_dict() for k, v in self.wall_ratios.items()},
+                "call_ratio": self.call_ratio, "fixed_overhead_s": self.intercept_s, "per_call_s": self.per_call_s}
+
+
+def speedup_analysis(rounds: Rounds) -> Speedup:
+    base = TIMED["ddpm"]
+    others = [n for n in TIMED if n != "ddpm"]
+
+    def ratios(clock: str) -> dict[str, Interval]:
+        return {n: ratio_interval(rounds.seconds(base, clock), rounds.seconds(TIMED[n], clock),
+                                  f"time DDPM@1000 / {n}") for n in others}
+
+    calls = {n: rounds.unet_calls[TIMED[n]] for n in TIMED}
+    med = {n: float(np.median(rounds.seconds(TIMED[n]))) for n in TIMED}
+    b, a = np.polyfit([calls[n] for n in TIMED], [med[n] for n in TIMED], 1)
+    return Speedup(rounds.clock, ratios(rounds.clock), {n: calls["ddpm"] / calls[n] for n in others},
+                   ratios("wall"), float(a), float(b))
+
+
+def speedup(s: Speedup, lesson_factor: Mapping[str, float], *, about_factor: float) -> Verdict:
+    """'About N x faster' = the time ratio's interval lies within [N / f, N * f], f = about_factor, and the
+    counted U-Net call ratio is the lesson's N (the speed-up is the one fewer calls explain).
+
+    The deciding clock is CPU time on the CPU; if wall time decides the other way, the verdict is
+    inconclusive (a noisy machine may make a claim inconclusive, never its opposite).
+    """
+    parts = []
+    for n, iv in s.ratios.items():
+        f = lesson_factor[n]
+        calls = exact(math.isclose(s.call_ratio[n], f, rel_tol=0.05),
+                      f"{n}: U-Net call ratio {s.call_ratio[n]:.1f} (lesson {f:g})")
+        v = within(iv, f / about_factor, f * about_factor, f"{n}: {s.clock}-time ratio")
+        w = within(s.wall_ratios[n], f / about_factor, f * about_factor, f"{n}: wall-time ratio")
+        if v.decided and w.decided and v.verdict != w.verdict:
+            v = Verdict("inconclusive", f"{v.reason}, but {w.reason}: the two clocks disagree (a busy machine)",
+                        v.numbers)
+        parts.append(all_of([calls, v]))
+    overhead = (f"; fit time = {s.intercept_s:.3f} s + {s.per_call_s * 1e3:.2f} ms x U-Net calls over the medians: "
+                + ("a positive fixed overhead keeps the ratios under the call ratios" if s.intercept_s > 0 else
+                   "no positive fixed overhead"))
+    v = all_of(parts, "speed-up")
+    return Verdict(v.verdict, v.reason + overhead, {**v.numbers, "speedup": s.as_dict()}, v.seeds_needed)
+
+
+# ---------------------------------------------------------------------------- cfg-two-passes
+@dataclass(frozen=True)
+class CfgCounts:
+    """U-Net calls and batch sizes of the same config with guidance (CFG) and without."""
+
+    steps: int
+    images: int
+    cfg_batch_sizes: list[int]
+    plain_batch_sizes: list[int]
+    cfg_seconds: float | None = None
+    plain_seconds: float | None = None
+
+    @property
+    def cfg_calls(self) -> int:
+        return len(self.cfg_batch_sizes)
+
+    @property
+    def plain_calls(self) -> int:
+        return len(self.plain_batch_sizes)
+
+    @property
+    def sample_ratio(self) -> float:
+        return sum(self.cfg_batch_sizes) / max(sum(self.plain_batch_sizes), 1)
+
+    @property
+    def time_ratio(self) -> float | None:
+        if self.cfg_seconds is None or self.plain_seconds is None:
+            return None
+        return self.cfg_seconds / self.plain_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "images": self.images, "cfg_calls": self.cfg_calls,
+                "plain_calls": self.plain_calls, "cfg_batch": sorted(set(self.cfg_batch_sizes)),
+                "plain_batch": sorted(set(self.plain_batch_sizes)), "sample_ratio": self.sample_ratio,
+                "time_ratio": self.time_ratio, "cfg_seconds": self.cfg_seconds, "plain_seconds": self.plain_seconds}
+
+
+def cfg_counts(cfg: Generation, plain: Generation, cfg_seconds: float | None = None,
+               plain_seconds: float | None = None) -> CfgCounts:
+    return CfgCounts(cfg.request.steps, len(cfg.request.seeds), list(cfg.unet_batch_sizes),
+                     list(plain.unet_batch_sizes), cfg_seconds, plain_seconds)
+
+
+def cfg_compute_doubles(c: CfgCounts) -> bool:
+    """What is true of diffusers' CFG: the U-Net evaluates twice the samples (2B) per step."""
+    return math.isclose(c.sample_ratio, 2.0)
+
+
+def cfg_two_passes(c: CfgCounts) -> Verdict:
+    """The lesson's literal form: 2 U-Net forward passes per step, steps x 2 calls in all."""
+    time = f"; time ratio 7.5/1.0 = {c.time_ratio:.2f}" if c.time_ratio is not None else ""
+    sizes = sorted(set(c.cfg_batch_sizes))
+    shape = (f"{c.cfg_calls} U-Net calls for {c.steps} steps with guidance, batch {sizes} for {c.images} "
+             f"image(s) (without: {c.plain_calls} calls, batch {sorted(set(c.plain_batch_sizes))}); "
+             f"samples evaluated x{c.sample_ratio:.2f}")
+    nums = c.as_dict()
+    if c.cfg_calls == 2 * c.steps:
+        return exact(True, f"two forward passes per step: {shape}{time}", **nums)
+    if c.cfg_calls == c.steps and cfg_compute_doubles(c):
+        return exact(False, f"one batched forward pass of 2B per step, not two passes: {shape}; the compute "
+                            f"doubles but the call count does not{time}", **nums)
+    return exact(False, f"neither two passes per step nor one of 2B: {shape}{time}", **nums)
+
+

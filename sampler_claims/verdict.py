@@ -1,0 +1,267 @@
+"""The one decision layer: every rule returns a `Verdict`, and statistical rules decide from intervals.
+
+Why one layer: a verdict a reader can trust must come from a rule stated before measuring and from
+the uncertainty of the measurement, not from a point estimate that another set of seeds would move.
+So:
+- an *equivalence* claim ("comparable", "nearly indistinguishable") is confirmed only when the whole
+  95% interval of the paired difference lies inside (-margin, +margin), refuted only when it lies
+  wholly outside, and inconclusive otherwise, with the number of seeds that would decide it;
+- a *bound* claim ("much worse", "at least", "at most") mirrors this on one side;
+- a metric decides only after it separated a known-bad control from a known-good case in the same run
+  (`Separation`), else the claim is inconclusive and says which metric failed its control;
+- exact claims (identity, counts) are confirmed or refuted outright.
+
+The pytest outcome is derived from the verdict in one place (`results.ClaimRecorder.decide`).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED = "confirmed", "refuted", "inconclusive", "skipped"
+VERDICTS = (CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED)
+#: Every interval in the suite is a two-sided 95% interval.
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its two-sided 95% interval, the spread and count behind it."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    sd: float = 0.0
+    what: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mean": _r(self.mean), "ci95": [_r(self.low), _r(self.high)], "n": self.n, "sd": _r(self.sd),
+                **({"what": self.what} if self.what else {})}
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] (n={self.n})"
+
+
+def _r(x: float) -> float:
+    return round(float(x), 5) if math.isfinite(x) else x
+
+
+def t_interval(values: Sequence[float], what: str = "") -> Interval:
+    """Student-t 95% interval of a mean. n=1 gives an unbounded interval: one value decides nothing."""
+    x = np.asarray(list(values), dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("an interval of no values")
+    m = float(x.mean())
+    if n == 1:
+        return Interval(m, -math.inf, math.inf, 1, math.nan, what)
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(m, m - half, m + half, n, sd, what)
+
+
+def paired(a: Sequence[float], b: Sequence[float], what: str = "") -> Interval:
+    """Interval of the mean of a_k - b_k: the same seed k (same z_T and prompt) on both sides."""
+    if len(a) != len(b):
+        raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
+    return t_interval([float(x) - float(y) for x, y in zip(a, b)], what)
+
+
+def wilson(successes: int, n: int, what: str = "") -> Interval:
+    """Wilson 95% interval of a proportion (e.g. the share of seeds whose trajectory is coarse-first)."""
+    if n == 0:
+        raise ValueError("a proportion of no trials")
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    p = successes / n
+    return Interval(p, float(ci.low), float(ci.high), n, math.sqrt(p * (1 - p)), what)
+
+
+def seeds_needed(iv: Interval, distance: float) -> int | None:
+    """Seeds at which the interval's half-width would shrink under `distance` at the observed spread
+    (normal approximation, plus 2 for the t quantile); None when no number of seeds can decide
+    (the mean sits on the margin, or there is no spread to extrapolate from)."""
+    if not math.isfinite(iv.sd) or iv.sd <= 0 or distance <= 0:
+        return None
+    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
+    return int(math.ceil((z * iv.sd / distance) ** 2)) + 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a rule decided, why, and the numbers it decided on."""
+
+    verdict: str
+    reason: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    #: For an inconclusive statistical verdict: seeds that would decide it at the observed spread.
+    seeds_needed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in (CONFIRMED, REFUTED)
+
+    @property
+    def lesson_holds(self) -> bool | None:
+        return {CONFIRMED: True, REFUTED: False}.get(self.verdict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"verdict": self.verdict, "reason": self.reason, "numbers": self.numbers}
+        if self.seeds_needed is not None:
+            out["seeds_needed"] = self.seeds_needed
+        return out
+
+    def named(self, name: str) -> "Verdict":
+        """The same verdict with its reason prefixed by the statement it decides."""
+        return Verdict(self.verdict, f"{name}: {self.reason}", self.numbers, self.seeds_needed)
+
+
+def exact(holds: bool, why: str, **numbers: Any) -> Verdict:
+    """An exact claim (identity, a count): the measurement is the whole population, no interval."""
+    return Verdict(CONFIRMED if holds else REFUTED, why, numbers)
+
+
+def inconclusive(why: str, seeds: int | None = None, **numbers: Any) -> Verdict:
+    return Verdict(INCONCLUSIVE, why, numbers, seeds)
+
+
+def equivalent(iv: Interval, margin: float, what: str) -> Verdict:
+    """Equivalence: |difference| < margin. Confirmed when the interval lies inside (-margin, margin),
+    refuted when it lies wholly outside, else inconclusive with the seeds that would decide it."""
+    text = f"{what} {iv} against the margin ±{margin:g}"
+    nums = {"difference": iv.as_dict(), "margin": margin}
+    if -margin < iv.low and iv.high < margin:
+        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside the margin", nums)
+    if iv.low >= margin or iv.high <= -margin:
+        return Verdict(REFUTED, f"{text}: the whole interval lies outside the margin", nums)
+    need = seeds_needed(iv, abs(margin - abs(iv.mean)))
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles the margin" + _need_text(iv, need), nums, need)
+
+
+def at_least(iv: Interval, bound: float, what: str) -> Verdict:
+    """One-sided: the quantity is at least `bound`. Confirmed when the interval lies at or above it,
+    refuted when it lies wholly below, else inconclusive."""
+    text = f"{what} {iv} against 'at least {bound:g}'"
+    nums = {"estimate": iv.as_dict(), "bound": bound, "side": "at least"}
+    if iv.low >= bound:
+        return Verdict(CONFIRMED, f"{text}: the whole interval is at or above it", nums)
+    if iv.high < bound:
+        return Verdict(REFUTED, f"{text}: the whole interval is below it", nums)
+    need = seeds_needed(iv, abs(iv.mean - bound))
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need)
+
+
+def at_most(iv: Interval, bound: float, what: str) -> Verdict:
+    """One-sided: the quantity is at most `bound` (the mirror of at_least)."""
+    text = f"{what} {iv} against 'at most {bound:g}'"
+    nums = {"estimate": iv.as_dict(), "bound": bound, "side": "at most"}
+    if iv.high <= bound:
+        return Verdict(CONFIRMED, f"{text}: the whole interval is at or below it", nums)
+    if iv.low > bound:
+        return Verdict(REFUTED, f"{text}: the whole interval is above it", nums)
+    need = seeds_needed(iv, abs(iv.mean - bound))
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need)
+
+
+def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
+    """Two-sided range: the quantity lies in [low, high] (e.g. 'about 20x' as a factor band)."""
+    text = f"{what} {iv} against [{low:g}, {high:g}]"
+    nums = {"estimate": iv.as_dict(), "range": [low, high]}
+    if low <= iv.low and iv.high <= high:
+        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside", nums)
+    if iv.high < low or iv.low > high:
+        return Verdict(REFUTED, f"{text}: the whole interval lies outside", nums)
+    edge = low if abs(iv.mean - low) < abs(iv.mean - high) else high
+    need = seeds_needed(iv, abs(iv.mean - edge))
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles an edge" + _need_text(iv, need, "rounds"),
+                   nums, need)
+
+
+def _need_text(iv: Interval, need: int | None, unit: str = "seeds") -> str:
+    if need is None:
+        return "; no number of " + unit + " decides it at this spread (the mean sits on the margin)"
+    if need <= iv.n:
+        return f"; at this spread about {need} {unit} would decide it (the spread was unlucky at n={iv.n})"
+    return f"; about {need} {unit} would decide it at the observed spread (n={iv.n} now)"
+
+
+def all_of(parts: Iterable[Verdict], what: str = "") -> Verdict:
+    """A claim made of several statements that must all hold: refuted if any is refuted, confirmed if
+    all are confirmed, else inconclusive (with the most seeds any undecided statement needs)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("all_of needs at least one statement")
+    lead = f"{what}: " if what else ""
+    refuted = [p for p in parts if p.verdict == REFUTED]
+    numbers = {f"part{i}": p.as_dict() for i, p in enumerate(parts)}
+    if refuted:
+        return Verdict(REFUTED, lead + "; ".join(p.reason for p in refuted)
+                       + _others(parts, refuted), numbers)
+    undecided = [p for p in parts if p.verdict != CONFIRMED]
+    if undecided:
+        need = [p.seeds_needed for p in undecided if p.seeds_needed is not None]
+        return Verdict(INCONCLUSIVE, lead + "; ".join(p.reason for p in undecided) + _others(parts, undecided),
+                       numbers, max(need) if need else None)
+    return Verdict(CONFIRMED, lead + "; ".join(p.reason for p in parts), numbers)
+
+
+def _others(parts: list[Verdict], shown: list[Verdict]) -> str:
+    rest = [p for p in parts if p not in shown]
+    return (" (also: " + "; ".join(f"{p.verdict}: {p.reason}" for p in rest) + ")") if rest else ""
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Did a metric tell a known-good case from a known-bad control, paired by seed, in this run?
+
+    `higher_is_better` says which way the metric points; separation needs the whole interval of
+    (good - bad), oriented that way, above zero.
+    """
+
+    metric: str
+    good: str
+    bad: str
+    difference: Interval
+    higher_is_better: bool = True
+
+    @property
+    def separates(self) -> bool:
+        d = self.difference
+        return d.low > 0 if self.higher_is_better else d.high < 0
+
+    def __str__(self) -> str:
+        word = "separates" if self.separates else "does NOT separate"
+        sign = "above" if self.higher_is_better else "below"
+        return (f"{self.metric} {word} {self.good} from {self.bad} ({self.good} - {self.bad} = {self.difference}, "
+                f"needs the interval {sign} 0)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "good": self.good, "bad": self.bad, "difference": self.difference.as_dict(),
+                "higher_is_better": self.higher_is_better, "separates": self.separates}
+
+
+def separation(metric: str, good: Sequence[float], bad: Sequence[float], good_label: str, bad_label: str,
+               *, higher_is_better: bool = True) -> Separation:
+    return Separation(metric, good_label, bad_label, paired(good, bad, f"{good_label} - {bad_label}"),
+                      higher_is_better)
+
+
+def gated(check: Separation | None, verdict: Verdict, missing: str = "") -> Verdict:
+    """The verdict only if its metric passed its control in this run; otherwise inconclusive, naming why."""
+    if check is None:
+        return inconclusive(missing or "no validated metric on this model", metric_check=None)
+    if not check.separates:
+        return inconclusive(f"the metric failed its control, so it cannot decide: {check}",
+                            metric_check=check.as_dict())
+    nums = dict(verdict.numbers)
+    nums["metric_check"] = check.as_dict()
+    return Verdict(verdict.verdict, f"{verdict.reason} [metric check: {check}]", nums, verdict.seeds_needed)

@@ -1,0 +1,113 @@
+"""The decision layer on its own, with no model: intervals decide, margins are fixed, metrics must pass
+their controls, and the pytest outcome follows the verdict."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from negative_support import scores, shifted
+from sampler_claims.verdict import (
+    CONFIRMED,
+    INCONCLUSIVE,
+    REFUTED,
+    all_of,
+    at_least,
+    at_most,
+    equivalent,
+    exact,
+    gated,
+    paired,
+    separation,
+    seeds_needed,
+    t_interval,
+    wilson,
+    within,
+)
+
+MARGIN = 0.05
+
+
+def test_identical_score_lists_are_confirmed_equivalent():
+    a = scores(0.8)
+    v = equivalent(paired(a, a), MARGIN, "same")
+    assert v.verdict == CONFIRMED, v.reason
+
+
+def test_a_thirty_point_gap_is_refuted():
+    a = scores(0.8)
+    v = equivalent(paired(a, shifted(a, -0.30)), MARGIN, "gap")
+    assert v.verdict == REFUTED, v.reason
+
+
+def test_a_small_noisy_sample_is_inconclusive_with_a_seed_estimate():
+    a = scores(0.8, n=6, sd=0.2, seed=3)
+    b = scores(0.8, n=6, sd=0.2, seed=4)
+    v = equivalent(paired(a, b), MARGIN, "noisy")
+    assert v.verdict == INCONCLUSIVE and v.seeds_needed is not None and v.seeds_needed > 6, v.reason
+    assert "seeds would decide it" in v.reason
+
+
+def test_a_metric_that_fails_its_control_makes_the_claim_inconclusive():
+    good = scores(0.8, seed=1)
+    bad = shifted(good, 0.0, sd=0.05)  # the 'known bad' case scores like the good one
+    check = separation("score", good, bad, "good", "bad")
+    assert not check.separates
+    v = gated(check, equivalent(paired(good, good), MARGIN, "would confirm"))
+    assert v.verdict == INCONCLUSIVE and "failed its control" in v.reason
+
+
+def test_a_metric_that_passes_its_control_decides():
+    good = scores(0.8, seed=1)
+    check = separation("score", good, shifted(good, -0.3), "good", "bad")
+    assert check.separates
+    assert gated(check, equivalent(paired(good, good), MARGIN, "x")).verdict == CONFIRMED
+
+
+def test_no_metric_at_all_is_inconclusive_and_says_why():
+    v = gated(None, exact(True, "would confirm"), "no checker on this model")
+    assert v.verdict == INCONCLUSIVE and "no checker" in v.reason
+
+
+def test_one_sided_bounds_mirror_each_other():
+    iv = t_interval(scores(0.3, sd=0.01))
+    assert at_least(iv, 0.15, "gap").verdict == CONFIRMED and at_most(iv, 0.15, "gap").verdict == REFUTED
+    iv = t_interval(scores(0.05, sd=0.01))
+    assert at_least(iv, 0.15, "gap").verdict == REFUTED and at_most(iv, 0.15, "gap").verdict == CONFIRMED
+    iv = t_interval(scores(0.15, n=4, sd=0.1))
+    assert at_least(iv, 0.15, "gap").verdict == INCONCLUSIVE == at_most(iv, 0.15, "gap").verdict
+
+
+def test_within_a_band():
+    assert within(t_interval([20.0, 21.0, 19.5]), 12.6, 31.6, "ratio").verdict == CONFIRMED
+    assert within(t_interval([5.0, 5.1, 4.9]), 12.6, 31.6, "ratio").verdict == REFUTED
+    assert within(t_interval([12.0, 14.0, 30.0]), 12.6, 31.6, "ratio").verdict == INCONCLUSIVE
+
+
+def test_one_value_decides_nothing():
+    iv = t_interval([0.9])
+    assert math.isinf(iv.low) and at_least(iv, 0.5, "x").verdict == INCONCLUSIVE
+
+
+def test_all_of_refutes_on_any_refutation_and_confirms_only_on_all():
+    c, r, i = exact(True, "c"), exact(False, "r"), at_least(t_interval([0.1, 0.9]), 0.5, "i")
+    assert all_of([c, c]).verdict == CONFIRMED
+    assert all_of([c, i]).verdict == INCONCLUSIVE
+    assert all_of([c, i, r]).verdict == REFUTED
+
+
+def test_seeds_needed_grows_as_the_mean_nears_the_margin():
+    iv = t_interval(scores(0.0, n=10, sd=0.1))
+    assert seeds_needed(iv, 0.04) > seeds_needed(iv, 0.08)
+    assert seeds_needed(t_interval([1.0, 1.0]), 0.1) is None  # no spread to extrapolate from
+
+
+def test_wilson_share():
+    assert at_least(wilson(16, 16), 0.5, "share").verdict == CONFIRMED
+    assert at_least(wilson(0, 16), 0.5, "share").verdict == REFUTED
+    assert at_least(wilson(8, 16), 0.5, "share").verdict == INCONCLUSIVE
+
+
+def test_paired_needs_equal_lengths():
+    with pytest.raises(ValueError):
+        paired([1.0, 2.0], [1.0])
