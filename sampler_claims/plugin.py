@@ -117,6 +117,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
                     help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
                          "(default: every claim)")
+    group.addoption("--claims-compare", action="store", default=None, metavar="OLD.json",
+                    help="compare this run's verdicts, intervals and environment with an earlier claims.json and "
+                         "show the differences at the top of the report (default: no comparison)")
+    group.addoption("--claims-fail-on-change", action="store_true", default=False,
+                    help="with --claims-compare: exit non-zero when a decided verdict changed (default: off)")
     group.addoption("--claims-report", action="store", default=options.DEFAULT_REPORT, metavar="PATH",
                     help=f"HTML report path; claims.json is written beside it (default: {options.DEFAULT_REPORT})")
     group.addoption("--deterministic", action="store_true", default=False,
@@ -151,6 +156,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = ClaimsSession(settings)
+    old = config.getoption("--claims-compare", default=None)
+    if old:
+        from .compare import CompareError, load
+
+        try:
+            config.stash[SESSION_KEY].results.compare_with = (str(old), load(old))
+        except CompareError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    elif config.getoption("--claims-fail-on-change", default=False):
+        raise pytest.UsageError("--claims-fail-on-change needs --claims-compare OLD.json (an earlier run's claims.json)")
     if worker_id(config) is None:
         config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results), "sampler-claims-outcomes")
     threads = config.getoption("--threads", default=None)
@@ -367,5 +382,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if reporter is not None:
         counts = ", ".join(f"{n} {v}" for v, n in cs.results.counts().items() if n)
         reporter.write_sep("-", f"claims: {counts}")
+        comp = cs.results.comparison
+        if comp is not None:
+            reporter.write_line(f"claims compared with {comp.old_path}: {len(comp.changed)} verdict(s) changed, "
+                                f"{len(comp.moved)} interval(s) moved, {len(comp.environment)} environment "
+                                "difference(s)")
+            for c in comp.changed:
+                reporter.write_line(f"  {c['id']}: {c['old']} -> {c['new']}")
         for p in paths:
             reporter.write_line(f"claims report: {p}")
+        if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
+            reporter.write_line(f"--claims-fail-on-change: {len(comp.decided_changes)} decided verdict(s) changed",
+                                red=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

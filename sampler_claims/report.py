@@ -131,6 +131,11 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
                                                     indent=1, default=str)})
     benchmarks = _benchmarks(config)
     payload = results.to_json(evidence_paths)
+    if results.compare_with is not None:
+        from .compare import compare
+
+        results.comparison = compare(results.compare_with[1], payload, results.compare_with[0])
+        payload["comparison"] = results.comparison.as_dict()
     payload["benchmarks"] = benchmarks
     json_path = folder / (f"{stem}.claims.json" if stem != "index" else "claims.json")
     bench_path = folder / (f"{stem}.benchmarks.json" if stem != "index" else "benchmarks.json")
@@ -140,11 +145,12 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
     render_s = time.perf_counter() - started
     html = template.render(results=results, counts=results.counts(), sections=sections,
                            environment=results.environment, benchmarks=benchmarks, render_s=render_s,
-                           size_note="")
+                           size_note="", comparison=results.comparison)
     size_mb = len(html.encode()) / 1e6
     html = template.render(results=results, counts=results.counts(), sections=sections,
                            environment=results.environment, benchmarks=benchmarks,
-                           render_s=time.perf_counter() - started, size_note=f"{size_mb:.2f} MB")
+                           render_s=time.perf_counter() - started, size_note=f"{size_mb:.2f} MB",
+                           comparison=results.comparison)
     payload["report"] = {"html": html_path.name, "size_mb": round(size_mb, 3),
                          "render_seconds": round(time.perf_counter() - started, 3)}
     write_json(json_path, payload)

@@ -194,6 +194,9 @@ class Results:
                                                 for cid, c in registry.CLAIMS.items()}
         self.environment: dict[str, Any] = {}
         self.collected: set[str] = set()
+        #: (path, payload) of an earlier claims.json to compare with (--claims-compare), and the result.
+        self.compare_with: tuple[str, dict[str, Any]] | None = None
+        self.comparison: Any = None
 
     def recorder(self, claim_id: str) -> ClaimRecorder:
         return ClaimRecorder(self.records[registry.get(claim_id).id])
