@@ -117,6 +117,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
                     help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
                          "(default: every claim)")
+    group.addoption("--atlas", action="store_true", default=False,
+                    help="also run the sampler atlas (every compatible scheduler on a grid of U-Net calls) and "
+                         "decide default-on-front; about 3-5 minutes on a 2-core CPU (default: off)")
     group.addoption("--claims-compare", action="store", default=None, metavar="OLD.json",
                     help="compare this run's verdicts, intervals and environment with an earlier claims.json and "
                          "show the differences at the top of the report (default: no comparison)")

@@ -19,7 +19,7 @@ from typing import Any
 from .verdict import CONFIRMED, REFUTED, VERDICTS  # noqa: F401 - VERDICTS is re-exported
 
 EXERCISES = {"Exercise 1": "exercise1", "Exercise 2": "exercise2", "Exercise 3": "exercise3",
-             "Exercise 4": "exercise4", "Takeaways": "takeaways"}
+             "Exercise 4": "exercise4", "Takeaways": "takeaways", "Beyond the lesson": "beyond"}
 
 
 @dataclass(frozen=True)
@@ -378,6 +378,46 @@ def _claims() -> list[Claim]:
                                           "time (the lesson's own figure is 1/50)"),
                 "quality_control": QUALITY_CONTROL,
             },
+        ),
+        # ---------------- Beyond the lesson ----------------
+        Claim(
+            "default-on-front", "Beyond the lesson",
+            "the lesson's default (DPM-Solver++ at 20-30 steps) is the sampler to use",
+            "the sampler atlas (--atlas): every compatible diffusers scheduler from the stock config on a grid of "
+            "counted U-Net calls (5, 10, 20, 50) over the roster; refuted if another sampler's paired score at half "
+            "the default's calls or fewer is not worse than DPM-Solver++@20's by the comparable margin",
+            "open",
+            kind="statistical", needs_trained_model=True, group_override="roster",
+            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
+                        "half_the_calls": T(0.5, "the issue's test: the same quality with at most half the calls")},
+        ),
+        Claim(
+            "final-sigma-zero", "Beyond the lesson",
+            "DPM-Solver++ ends at sigma zero; ending at sigma_min leaves residual noise (#5689, PR #6477)",
+            "DPM-Solver++ at 10 steps with final_sigmas_type='sigma_min' and 'zero', paired by seed: residual noise "
+            "(skimage estimate_sigma) difference above 0, gated by a noise control",
+            "confirmed in the diffusers PR; measure",
+            kind="statistical", needs_trained_model=True,
+            thresholds={"steps": T(10, "few steps, where the last sigma is largest (the PR's case)")},
+        ),
+        Claim(
+            "karras-sigmas-few-steps", "Beyond the lesson",
+            "Karras sigmas help at 10 steps or fewer",
+            "DPM-Solver++ with and without use_karras_sigmas at 5 and 10 steps, paired by seed: score gain above 0",
+            "open",
+            kind="statistical", needs_trained_model=True,
+            thresholds={"steps": T((5, 10), "'10 steps or fewer': the two ends of that range on the lesson's grid"),
+                        "quality_control": QUALITY_CONTROL},
+        ),
+        Claim(
+            "lower-order-final", "Beyond the lesson",
+            "lower_order_final stabilizes DPM-Solver below 15 steps",
+            "DPM-Solver++ (final_sigmas_type='sigma_min', the only setting where diffusers honours "
+            "lower_order_final=False) with and without lower_order_final at 5, 8 and 10 steps: score gain above 0",
+            "open",
+            kind="statistical", needs_trained_model=True,
+            thresholds={"steps": T((5, 8, 10), "below diffusers' 15-step cut-off for lower_order_final"),
+                        "quality_control": QUALITY_CONTROL},
         ),
     ]
 

@@ -46,11 +46,15 @@ def plot_series(ev: Evidence) -> str:
     import matplotlib.pyplot as plt
 
     d = ev.data
-    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=96)
+    fig, ax = plt.subplots(figsize=(8, 4.6) if d.get("groups") else (6, 3.4), dpi=96)
     try:
         x = d["x"]
         for name, ys in d["series"].items():
             ax.plot(x[: len(ys)], ys, "o-", label=name)
+        for name, pts in (d.get("groups") or {}).items():
+            ax.plot(pts["x"], pts["y"], "o-", ms=4, lw=0.8, label=name)
+        if d.get("front"):
+            ax.plot(d["front"]["x"], d["front"]["y"], "k--", lw=2, alpha=0.6, label="Pareto front")
         fit = d.get("fit")
         if fit:
             xs = np.linspace(min(x), max(x), 50)
@@ -67,7 +71,7 @@ def plot_series(ev: Evidence) -> str:
         ax.set_ylabel(d.get("ylabel", ""))
         ax.set_title(ev.title, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7 if d.get("groups") else 8, ncol=2 if len(d.get("groups") or {}) > 6 else 1)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")

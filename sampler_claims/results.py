@@ -119,6 +119,14 @@ class ClaimRecorder:
             "x": _jsonable(x), "series": _jsonable(series), "xlabel": xlabel, "ylabel": ylabel,
             **{k: _jsonable(v) for k, v in extra.items()}}))
 
+    def scatter(self, title: str, groups: dict[str, tuple[list[float], list[float]]], *, xlabel: str, ylabel: str,
+                front: tuple[list[float], list[float]] | None = None, logx: bool = False) -> None:
+        """Points per group (e.g. per scheduler), optionally a front line through some of them."""
+        self.record.evidence.append(Evidence("series", title, {
+            "groups": _jsonable({k: {"x": list(x), "y": list(y)} for k, (x, y) in groups.items()}),
+            "front": _jsonable({"x": list(front[0]), "y": list(front[1])}) if front else None,
+            "xlabel": xlabel, "ylabel": ylabel, "logx": logx, "x": [], "series": {}}))
+
     def decide(self, verdict: Verdict) -> None:
         """Record the verdict and end the test with the outcome it implies (see the module docstring).
 

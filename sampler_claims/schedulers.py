@@ -11,11 +11,16 @@ from typing import Any
 from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
+    DEISMultistepScheduler,
     DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
     DPMSolverSinglestepScheduler,
+    EDMEulerScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
     LMSDiscreteScheduler,
     PNDMScheduler,
     UniPCMultistepScheduler,
@@ -33,13 +38,29 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "lms": LMSDiscreteScheduler,
     "pndm": PNDMScheduler,
     "unipc": UniPCMultistepScheduler,
+    "deis": DEISMultistepScheduler,
+    "kdpm2": KDPM2DiscreteScheduler,
+    "kdpm2-a": KDPM2AncestralDiscreteScheduler,
+    "dpm-sde": DPMSolverSDEScheduler,
+    "edm-euler": EDMEulerScheduler,
 }
+#: Samplers that draw fresh noise at every step: no single converged solution to measure distance to.
+STOCHASTIC = {"ddpm", "euler-a", "kdpm2-a", "dpm-sde"}
 
 LABELS = {
     "ddpm": "DDPM", "ddim": "DDIM", "dpm-solver": "DPM-Solver", "dpm-solver-single": "DPM-Solver (singlestep)",
     "heun": "Heun", "euler": "Euler", "euler-a": "Euler ancestral", "lms": "LMS", "pndm": "PNDM",
-    "unipc": "UniPC",
+    "unipc": "UniPC", "deis": "DEIS", "kdpm2": "KDPM2", "kdpm2-a": "KDPM2 ancestral", "dpm-sde": "DPM-Solver SDE",
+    "edm-euler": "EDM Euler",
 }
+
+
+def short_name(cls: type) -> str | None:
+    """The short name of a diffusers scheduler class, None for one this suite does not know."""
+    for name, known in SCHEDULERS.items():
+        if known.__name__ == cls.__name__:
+            return name
+    return None
 
 
 @dataclass(frozen=True)

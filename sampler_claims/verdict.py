@@ -172,6 +172,19 @@ def at_most(iv: Interval, bound: float, what: str) -> Verdict:
     return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need)
 
 
+def improves(iv: Interval, what: str) -> Verdict:
+    """A gain claim ("helps", "stabilizes"): confirmed when the interval of the paired gain lies above 0,
+    refuted when it lies at or below 0 (no gain at all also refutes), else inconclusive."""
+    text = f"{what} {iv} against 'above 0'"
+    nums = {"gain": iv.as_dict()}
+    if iv.low > 0:
+        return Verdict(CONFIRMED, f"{text}: the whole interval is above 0", nums)
+    if iv.high <= 0:
+        return Verdict(REFUTED, f"{text}: the whole interval is at or below 0", nums)
+    need = seeds_needed(iv, abs(iv.mean))
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles 0" + _need_text(iv, need), nums, need)
+
+
 def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
     """Two-sided range: the quantity lies in [low, high] (e.g. 'about 20x' as a factor band)."""
     text = f"{what} {iv} against [{low:g}, {high:g}]"

@@ -1,0 +1,121 @@
+"""The sampler atlas: every scheduler the pipeline lists as compatible, from the stock config, on the same
+roster, on a grid of counted U-Net calls, measured for quality, convergence and cost.
+
+Why a grid of calls, not steps: samplers spend different numbers of U-Net calls per step (Heun and KDPM2
+2N-1, PNDM N+1), and calls are what cost. Each scheduler's calls per step are counted on a one-seed probe,
+the step count is chosen to land on the grid, and the calls of the real run are counted again and
+reported, never assumed. A scheduler that cannot run (a missing optional dependency, an error, NaN or
+blank output) is listed with its reason, never dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import Engine, Request
+from .metrics import ssim
+from .quality import Quality, Roster
+from .schedulers import LABELS, STOCHASTIC, SchedulerSpec, make_scheduler, short_name
+
+#: U-Net calls per image the atlas aims at (the lesson's 20-30-step default sits between 20 and 50).
+GRID = (5, 10, 20, 50)
+
+
+@dataclass
+class AtlasPoint:
+    scheduler: str
+    steps: int
+    calls: int
+    seconds: float
+    cpu_seconds: float
+    scores: list[float] | None = None
+    ssim_to_ref: list[float] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{LABELS.get(self.scheduler, self.scheduler)}@{self.steps}"
+
+    @property
+    def mean_score(self) -> float | None:
+        return None if self.scores is None else float(np.mean(self.scores))
+
+    @property
+    def seconds_per_call(self) -> float:
+        return self.seconds / max(self.calls, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler, "steps": self.steps, "calls": self.calls,
+                "seconds": round(self.seconds, 4), "cpu_seconds": round(self.cpu_seconds, 4),
+                "seconds_per_call": round(self.seconds_per_call, 6), "mean_score": self.mean_score,
+                "mean_ssim_to_reference": None if self.ssim_to_ref is None else float(np.mean(self.ssim_to_ref))}
+
+
+@dataclass
+class Atlas:
+    points: list[AtlasPoint] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # scheduler -> why it could not run
+    reference: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"points": [p.as_dict() for p in self.points], "failed": self.failed, "reference": self.reference}
+
+
+def compatible(engine: Engine) -> list[str]:
+    """Short names of the schedulers the pipeline lists as compatible (its stock scheduler's compatibles)."""
+    names = [short_name(c) or c.__name__ for c in engine.pipe.scheduler.compatibles]
+    return sorted(set(names), key=names.index)
+
+
+def steps_for(engine: Engine, spec: SchedulerSpec, prompt: str, seed: int, calls: int) -> int:
+    """The step count whose counted U-Net calls come closest to `calls`, from a line through two probes."""
+    n = [engine.generate(Request(spec, s, (seed,), prompt), cached=False).unet_calls for s in (4, 8)]
+    per_step = (n[1] - n[0]) / 4
+    fixed = n[0] - 4 * per_step
+    return max(1, int(round((calls - fixed) / per_step)))
+
+
+def run_atlas(engine: Engine, roster: Roster, quality: Quality, reference: Any, grid: tuple[int, ...] = GRID) -> Atlas:
+    """Every compatible scheduler at every grid point over the roster; `reference` is the converged generation
+    (same roster) that deterministic samplers' convergence is measured against."""
+    atlas = Atlas(reference=reference.request.label)
+    prompt, seed = roster.prompts[0], roster.seeds[0]
+    for name in compatible(engine):
+        try:
+            if name not in LABELS:
+                raise KeyError(f"{name}: not a scheduler this suite knows")
+            spec = SchedulerSpec.of(name)
+            make_scheduler(spec, engine.stock_config)  # a missing optional dependency fails here
+            for target in grid:
+                steps = steps_for(engine, spec, prompt, seed, target)
+                gen = engine.generate(roster.request(spec, steps))
+                point = AtlasPoint(name, steps, gen.unet_calls, gen.seconds, gen.cpu_seconds, quality.scores(gen))
+                if name not in STOCHASTIC:
+                    point.ssim_to_ref = [ssim(a, b) for a, b in zip(gen.images, reference.images)]
+                atlas.points.append(point)
+        except Exception as exc:  # noqa: BLE001 - the reason is the result
+            atlas.failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+    return atlas
+
+
+def pareto_front(points: list[AtlasPoint], cost: str = "calls") -> list[AtlasPoint]:
+    """Points no other point beats on both cost (fewer calls or seconds) and mean score (higher)."""
+    scored = [p for p in points if p.mean_score is not None]
+
+    def c(p: AtlasPoint) -> float:
+        return p.calls if cost == "calls" else p.seconds
+
+    return sorted([p for p in scored if not any(
+        c(q) <= c(p) and q.mean_score >= p.mean_score and (c(q) < c(p) or q.mean_score > p.mean_score)
+        for q in scored)], key=c)
+
+
+def calls_to_reach(points: list[AtlasPoint], target: float) -> dict[str, int | None]:
+    """Per scheduler, the fewest grid calls whose mean score reaches `target` (None: not on this grid)."""
+    out: dict[str, int | None] = {}
+    for p in sorted(points, key=lambda p: p.calls):
+        out.setdefault(p.scheduler, None)
+        if out[p.scheduler] is None and p.mean_score is not None and p.mean_score >= target:
+            out[p.scheduler] = p.calls
+    return out
