@@ -390,6 +390,10 @@ def _claims() -> list[Claim]:
             kind="statistical", needs_trained_model=True, group_override="roster",
             thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
                         "half_the_calls": T(0.5, "the issue's test: the same quality with at most half the calls")},
+            expected={"tiny": REFUTED},
+            expected_why="embedded model: DDIM at 10 calls reaches DPM-Solver++@20's checker score (paired gap "
+                         "+0.05 [+0.00, +0.11], the margin is -0.05): on this model DDIM, not DPM-Solver++, is "
+                         "on the front at few calls",
         ),
         Claim(
             "final-sigma-zero", "Beyond the lesson",
@@ -408,6 +412,9 @@ def _claims() -> list[Claim]:
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T((5, 10), "'10 steps or fewer': the two ends of that range on the lesson's grid"),
                         "quality_control": QUALITY_CONTROL},
+            expected={"tiny": REFUTED},
+            expected_why="embedded model: Karras sigmas lower the checker score at 5 steps (paired gain -0.31 "
+                         "[-0.43, -0.19]) and do not raise it at 10",
         ),
         Claim(
             "lower-order-final", "Beyond the lesson",

@@ -26,6 +26,7 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import logging as diffusers_logging
 
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
@@ -85,7 +86,15 @@ class SchedulerSpec:
 def make_scheduler(spec: SchedulerSpec, stock_config: Any) -> tuple[SchedulerMixin, dict[str, Any]]:
     """The scheduler and the exact config it was made from (stock values plus the overrides)."""
     cls = SCHEDULERS[spec.name]
-    scheduler = cls.from_config(stock_config, **dict(spec.overrides))
+    # from_config ignores the stock keys a class does not take, and logs a warning each time it does
+    # (EDMEuler on SD's config would log hundreds in the atlas): quiet it for this call only.
+    log = diffusers_logging.get_logger("diffusers.configuration_utils")
+    level = log.level
+    log.setLevel(diffusers_logging.ERROR)
+    try:
+        scheduler = cls.from_config(stock_config, **dict(spec.overrides))
+    finally:
+        log.setLevel(level)
     used = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
     used["_class_name"] = cls.__name__
     return scheduler, used

@@ -126,6 +126,8 @@ def test_guard_catches_nan_latents(dummy_pipe, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_factory_makes_every_scheduler_from_the_stock_config(dummy_pipe, name: str) -> None:
+    if name == "dpm-sde":  # an optional dependency of diffusers; the atlas lists it as unable to run without it
+        pytest.importorskip("torchsde", reason="DPMSolverSDEScheduler needs torchsde (pip install torchsde)")
     scheduler, used = make_scheduler(SchedulerSpec.of(name), dummy_pipe.scheduler.config)
     assert type(scheduler).__name__ == used["_class_name"]
     assert used["steps_offset"] == 1 and used["beta_schedule"] == "scaled_linear"
