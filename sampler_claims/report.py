@@ -46,13 +46,15 @@ def plot_series(ev: Evidence) -> str:
     import matplotlib.pyplot as plt
 
     d = ev.data
-    fig, ax = plt.subplots(figsize=(8, 4.6) if d.get("groups") else (6, 3.4), dpi=96)
+    fig, ax = plt.subplots(figsize=(9, 4.6) if d.get("groups") else (6, 3.4), dpi=96)
     try:
         x = d["x"]
         for name, ys in d["series"].items():
             ax.plot(x[: len(ys)], ys, "o-", label=name)
-        for name, pts in (d.get("groups") or {}).items():
-            ax.plot(pts["x"], pts["y"], "o-", ms=4, lw=0.8, label=name)
+        groups = d.get("groups") or {}
+        colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(groups), 1)))
+        for k, (name, pts) in enumerate(groups.items()):
+            ax.plot(pts["x"], pts["y"], "o^sDv<>"[k % 7] + "-", ms=4, lw=0.9, color=colours[k], label=name)
         if d.get("front"):
             ax.plot(d["front"]["x"], d["front"]["y"], "k--", lw=2, alpha=0.6, label="Pareto front")
         fit = d.get("fit")
@@ -64,14 +66,22 @@ def plot_series(ev: Evidence) -> str:
         if knee is not None:
             ax.axvline(knee, color="crimson", linestyle=":", label=f"knee = {knee}")
         if d.get("logx"):
+            from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # ticks at 5, 10, 20, 50, ...
+            ax.xaxis.set_major_formatter(ScalarFormatter())  # written 20, not 2x10^1
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if d.get("logy"):
             ax.set_yscale("log")
         ax.set_xlabel(d.get("xlabel", ""))
         ax.set_ylabel(d.get("ylabel", ""))
         ax.set_title(ev.title, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7 if d.get("groups") else 8, ncol=2 if len(d.get("groups") or {}) > 6 else 1)
+        if groups:  # many samplers: the legend goes beside the plot, not over the points
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        else:
+            ax.legend(fontsize=8)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
