@@ -111,3 +111,20 @@ def test_wilson_share():
 def test_paired_needs_equal_lengths():
     with pytest.raises(ValueError):
         paired([1.0, 2.0], [1.0])
+
+
+def test_every_claim_has_one_home_for_its_rule_test_and_negative_control():
+    """From a claim id: its rule in sampler_claims/rules/<module>.py, its test in claims/test_<module>.py and
+    its negative control in tests/test_negative_<module>.py, each naming the id."""
+    from pathlib import Path
+
+    from sampler_claims import registry
+
+    root = Path(__file__).resolve().parents[1]
+    for claim in registry.CLAIMS.values():
+        rules = root / "sampler_claims" / "rules" / f"{claim.module}.py"
+        test = root / "claims" / f"test_{claim.module}.py"
+        negative = root / "tests" / f"test_negative_{claim.module}.py"
+        assert rules.is_file() and test.is_file() and negative.is_file(), claim.id
+        assert f'claim("{claim.id}")' in test.read_text(), f"{claim.id} has no deciding test in {test.name}"
+        assert claim.id in negative.read_text(), f"{claim.id} has no negative control in {negative.name}"
