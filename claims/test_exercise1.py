@@ -108,7 +108,7 @@ def test_comparable_quality(claim, engine, roster, quality, quality_control):
     n = len(roster)
     shown = min(SHOWN_SEEDS, n)
     side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, shown)
-    claim.images(f"Known-bad control: DPM-Solver@5 on the same seeds", [bad.image(k) for k in range(shown)],
+    claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [bad.image(k) for k in range(shown)],
                  [f"DPM-Solver@5, seed {roster.seeds[k]}" for k in range(shown)])
     if control is None:
         claim.key("no checker on this model")

@@ -30,6 +30,7 @@ from sampler_claims.rules.exercise2 import (
 )
 from sampler_claims.plugin import determinism_state
 from sampler_claims.schedulers import SchedulerSpec
+from sampler_claims.verdict import Verdict
 
 pytestmark = pytest.mark.exercise2
 
@@ -104,9 +105,9 @@ def test_ddim_deterministic(claim, ddim_reseeded, settings):
     record(claim, ddim_reseeded)
     claim.metric(device=settings.device, dtype=settings.dtype_name, determinism=determinism_state())
     claim.key(f"DDIM re-seeded: {mean_diff(ddim_reseeded)} (on {settings.device}, {settings.dtype_name})")
-    claim.decide(type(v)(v.verdict, v.reason + f" (device {settings.device}, dtype {settings.dtype_name}, "
-                                               f"deterministic algorithms on: "
-                                               f"{determinism_state()['deterministic_algorithms']})", v.numbers))
+    on = determinism_state()["deterministic_algorithms"]
+    claim.decide(Verdict(v.verdict, f"{v.reason} (device {settings.device}, dtype {settings.dtype_name}, "
+                                    f"deterministic algorithms on: {on})", v.numbers))
 
 
 @pytest.mark.claim("ddpm-stochastic")
