@@ -282,6 +282,17 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With --dist loadgroup, group claim tests by the registry's groups (sampler_claims.distribute)."""
+    if config.getvalue("dist") == "loadgroup":
+        from .distribute import make_scheduler
+
+        return make_scheduler(config, log)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group marks added here (pytest < 9)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if SESSION_KEY not in config.stash:
         return

@@ -86,6 +86,11 @@ def test_a_distributed_run_reports_what_a_serial_run_reports(tmp_path, dummy_fol
 
     assert summary(dist) == summary(serial)
     assert {c["ran_on"].get("worker") for c in dist["claims"] if c["id"] in SMALL} == {"gw0", "gw1"}
+    by_group: dict[str, set[str]] = {}
+    for c in dist["claims"]:
+        if c["id"] in SMALL:
+            by_group.setdefault(registry.get(c["id"]).group, set()).add(c["ran_on"]["worker"])
+    assert all(len(w) == 1 for w in by_group.values()), by_group  # a group never spans workers
     assert {c["ran_on"].get("worker") for c in serial["claims"] if c["id"] in SMALL} == {"main"}
     images = [e for c in dist["claims"] for e in c["evidence"] if e["kind"] == "images"]
     assert images and all(e["files"] for e in images)  # the images came over from the workers

@@ -3,6 +3,7 @@ their controls, and the pytest outcome follows the verdict."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -127,4 +128,9 @@ def test_every_claim_has_one_home_for_its_rule_test_and_negative_control():
         negative = root / "tests" / f"test_negative_{claim.module}.py"
         assert rules.is_file() and test.is_file() and negative.is_file(), claim.id
         assert f'claim("{claim.id}")' in test.read_text(), f"{claim.id} has no deciding test in {test.name}"
+        # The deciding test is named after the claim: xdist's claim groups are read from that name.
+        from sampler_claims.distribute import test_name
+
+        assert re.search(rf'claim\("{re.escape(claim.id)}"\)\n(@.*\n)*def {test_name(claim.id)}\(',
+                         test.read_text()), f"{claim.id}: its test is not named {test_name(claim.id)}"
         assert claim.id in negative.read_text(), f"{claim.id} has no negative control in {negative.name}"
