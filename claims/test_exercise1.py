@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import referee_control
+from sampler_claims.quality import referee_control, show_basis
 from sampler_claims.rules.exercise1 import (
     LABELS,
     LESSON_SAMPLERS,
@@ -124,11 +124,12 @@ def test_comparable_quality(claim, engine, roster, quality, quality_control, con
         ode = {LABELS[k]: convergence.distance(g, LABELS[k]) for k, g in gens.items() if k != "ddpm"}
         claim.metric(convergence=convergence.as_dict(),
                      ode_distance_to_reference={k: d.as_dict() for k, d in ode.items()})
-    referee = quality.referee()
+    referee, rv = quality.referee(), None
     if referee is not None:
         rs = {LABELS[k]: referee.checker_scores(g) for k, g in gens.items()}
-        claim.metric(referee=comparable_quality(rs, referee_control(referee, good, bad),
-                                                margin=claim.t("comparable_margin")).as_dict())
+        rv = comparable_quality(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, convergence, rv)
     claim.table(f"{quality.metric} over {n} seeds, paired by seed (95% intervals)",
                 ["pair", "mean difference", "95% interval", f"margin ±{margin:g}"],
                 [[p.replace("|", " − "), round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]",

@@ -11,7 +11,7 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.engine import Request
-from sampler_claims.quality import match_rates, referee_control
+from sampler_claims.quality import match_rates, referee_control, show_basis
 from sampler_claims.rules.exercise2 import (
     MODES,
     STEP_COUNT_CONFIGS,
@@ -176,12 +176,13 @@ def test_ddpm_50_step_count(claim, engine, roster, quality, quality_control):
     rates = match_rates(quality, gens)
     claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=control, metric=quality.metric,
                  margin=margin, match_rate=rates)
-    referee = quality.referee()
+    referee, rv = quality.referee(), None
     if referee is not None:
         rs = {n: referee.checker_scores(g) for n, g in gens.items()}
-        claim.metric(referee=ddpm_50_step_count(rs, referee_control(referee, good, bad),
-                                                margin=claim.t("comparable_margin"),
-                                                step_effect_margin=claim.t("step_effect_margin")).as_dict())
+        rv = ddpm_50_step_count(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"),
+                                step_effect_margin=claim.t("step_effect_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, None, rv)
     claim.table(f"Mean {quality.metric} over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
                 [[n, round(means[n], 4), "n/a" if rates is None else round(rates[n], 3)] for n in gens])
     claim.key(" / ".join(f"{n} {m:.3f}" for n, m in means.items()))

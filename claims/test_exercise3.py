@@ -10,7 +10,7 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.convergence import ranks_in_order
-from sampler_claims.quality import referee_control
+from sampler_claims.quality import referee_control, show_basis
 from sampler_claims.rules.exercise3 import (
     DPM,
     knee_of,
@@ -54,6 +54,7 @@ def test_sweet_spot(claim, engine, roster, quality, quality_control, convergence
         curves[f"{quality.metric} (mean)"] = [float(np.mean(scores[s])) for s in STEP_COUNTS]
     claim.series("Quality against steps (DPM-Solver)", list(STEP_COUNTS), curves, xlabel="steps",
                  ylabel="mean over seeds", logx=True)
+    rv = None
     check = None
     if convergence is not None:
         # The CLIP path (SD 1.5's): convergence to the reference from the same z_T, and the reference's own check.
@@ -69,8 +70,8 @@ def test_sweet_spot(claim, engine, roster, quality, quality_control, convergence
         if referee is not None:
             rs = {s: referee.checker_scores(gens[s]) for s in STEP_COUNTS}
             ranks["checker score (referee)"] = ranks_in_order([np.mean(rs[s]) for s in (5, 10, 20)], False)
-            claim.metric(referee=sweet_spot(rs, to_20, referee_control(referee, good, bad), claim.t).as_dict(),
-                         referee_mean_score={str(s): float(np.mean(v)) for s, v in rs.items()})
+            rv = sweet_spot(rs, to_20, referee_control(referee, good, bad), claim.t)
+            claim.metric(referee=rv.as_dict(), referee_mean_score={str(s): float(np.mean(v)) for s, v in rs.items()})
         claim.metric(convergence=convergence.as_dict(),
                      distance_to_reference={str(s): d.as_dict() for s, d in dist.items()},
                      ranks_5_10_20=ranks)
@@ -78,6 +79,8 @@ def test_sweet_spot(claim, engine, roster, quality, quality_control, convergence
                     ["steps", "latent MSE", "SSIM", f"mean {quality.metric}"],
                     [[s, f"{np.mean(dist[s].mse):.5f}", f"{np.mean(dist[s].ssim):.4f}",
                       "n/a" if scores is None else f"{np.mean(scores[s]):.3f}"] for s in dist])
+    show_basis(claim, quality, control, {k: quality.margin(claim.t(k)) for k in
+                                         ("garbled_margin", "recognizable_margin", "good_margin")}, convergence, rv)
     claim.table("SSIM of the 50-200-step images to the 20-step image (per seed, 95% interval)",
                 ["steps", "mean SSIM to 20 steps", "95% interval", f"needs ≥ {claim.t('indistinct_min_ssim')}"],
                 [[s, round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]", claim.t("indistinct_min_ssim")]
@@ -133,11 +136,12 @@ def test_no_gain_past_25(claim, engine, roster, quality, quality_control, conver
     if convergence is not None:
         claim.metric(convergence=convergence.as_dict(),
                      distance_25_to_reference=convergence.distance(g25, "25 steps").as_dict())
-    referee = quality.referee()
+    referee, rv = quality.referee(), None
     if referee is not None:
-        claim.metric(referee=no_gain_past_25(referee.checker_scores(g200), referee.checker_scores(g25),
-                                             referee_control(referee, good, bad),
-                                             margin=claim.t("comparable_margin")).as_dict())
+        rv = no_gain_past_25(referee.checker_scores(g200), referee.checker_scores(g25),
+                             referee_control(referee, good, bad), margin=claim.t("comparable_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, convergence, rv)
     claim.key(f"{quality.metric} gain 200 over 25 steps {gain.mean:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]; SSIM "
               f"{ss.mean:.3f}")
     claim.decide(no_gain_past_25(s200, s25, control, margin=margin, reference=check))

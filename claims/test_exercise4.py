@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import Roster, match_rates, referee_control
+from sampler_claims.quality import Roster, match_rates, referee_control, show_basis
 from sampler_claims.rules.exercise4 import (
     DDIM,
     DDPM,
@@ -158,12 +158,12 @@ def test_ddpm_10_worse(claim, engine, roster, quality, quality_control):
     gap = t_interval([a - b for a, b in zip(s["DDIM@10"], s["DDPM@10"])])
     claim.metric(seeds=len(roster), mean_score={n: float(np.mean(v)) for n, v in s.items()}, match_rate=m,
                  gap=gap, control=control, metric=quality.metric, margin=margin)
-    referee = quality.referee()
+    referee, rv = quality.referee(), None
     if referee is not None:
-        claim.metric(referee=ddpm_10_worse(referee.checker_scores(rows["DDIM@10"]),
-                                           referee.checker_scores(rows["DDPM@10"]),
-                                           referee_control(referee, good, bad),
-                                           margin=claim.t("much_worse_margin")).as_dict())
+        rv = ddpm_10_worse(referee.checker_scores(rows["DDIM@10"]), referee.checker_scores(rows["DDPM@10"]),
+                           referee_control(referee, good, bad), margin=claim.t("much_worse_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"much worse": margin}, None, rv)
     claim.table("Finals", ["sampler", f"mean {quality.metric}", "match rate"],
                 [[n, round(float(np.mean(s[n])), 4), "n/a" if m is None else round(m[n], 3)] for n in rows])
     claim.key(f"{quality.metric} DDIM@10 − DDPM@10 {gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}] (much worse: "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from sampler_claims.quality import referee_control
+from sampler_claims.quality import referee_control, show_basis
 from sampler_claims.rules.exercise3 import DPM, per_seed_ssim
 from sampler_claims.rules.takeaways import DEFAULT_STEPS, recommended_default, time_shares
 from sampler_claims.verdict import t_interval
@@ -42,12 +42,14 @@ def test_recommended_default(claim, engine, roster, quality, quality_control, co
         claim.metric(convergence=convergence.as_dict(),
                      distance_to_reference={str(s): convergence.distance(g, f"{s} steps").as_dict()
                                             for s, g in gens.items()})
-    referee = quality.referee()
+    referee, rv = quality.referee(), None
     if referee is not None:
-        claim.metric(referee=recommended_default(
+        rv = recommended_default(
             referee.checker_scores(good), {s: referee.checker_scores(g) for s, g in gens.items()}, shares,
             referee_control(referee, good, bad), margin=claim.t("comparable_margin"),
-            max_time_share=claim.t("max_time_share")).as_dict())
+            max_time_share=claim.t("max_time_share"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, convergence, rv)
     claim.table(f"DPM-Solver at 20 and 25 steps against DPM-Solver@{REFERENCE_STEPS} and DDPM@1000",
                 ["steps", f"converged {quality.metric} − score [95%]", "SSIM to converged", "time / DDPM@1000 [95%]"], rows)
     claim.key("; ".join(f"{r[0]} steps: score gap {r[1].split(' ')[0]}, {r[3].split(' ')[0]} of DDPM@1000 time"

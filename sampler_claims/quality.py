@@ -106,8 +106,8 @@ class Quality:
 
         if self.mode != "clip":
             return checker_margin
-        if self.clip_per_wrong_attribute is None:
-            raise ValueError("CLIP margins need the CLIP's per-wrong-attribute scale (registry.clip_scale)")
+        if self.clip_per_wrong_attribute is None:  # no CLIP loaded: nothing will be compared with it
+            return float("nan")
         return round(checker_margin / SCORE_PER_WRONG_ATTRIBUTE * self.clip_per_wrong_attribute, 4)
 
     def checker_readings(self, gen: Generation) -> list | None:
@@ -200,3 +200,20 @@ def match_rates(quality: Quality, gens: dict) -> dict[str, float] | None:
     if not quality.has_checker:
         return None
     return {n: sum(quality.matches(g)) / len(g.request.seeds) for n, g in gens.items()}
+
+
+def show_basis(claim: object, quality: Quality, control: Separation | None, margins: dict[str, float],
+               convergence: object | None = None, referee: object | None = None) -> None:
+    """The report's 'basis' table of a quality claim: its metric, its control and how widely the metric
+    separated it, its margins on the metric's scale, the convergence check and, under --quality clip on a
+    model with a checker, the checker's own verdict (the referee)."""
+    rows: list[list[object]] = [["metric", quality.basis]]
+    rows.append(["control", str(control) if control is not None else (quality.missing or "none")])
+    for name, value in margins.items():
+        rows.append([f"margin: {name}", f"{value:g} ({quality.metric})"])
+    if convergence is not None:
+        rows.append(["reference check", str(convergence.check)])
+        rows.append(["convergence control", str(convergence.control)])
+    if referee is not None:
+        rows.append(["referee (checker) verdict", f"{referee.verdict}: {referee.reason}"])
+    claim.table("Quality basis: metric, control, margins", ["what", "value"], rows)  # type: ignore[attr-defined]

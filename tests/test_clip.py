@@ -95,6 +95,7 @@ def test_unavailable_clip_makes_the_quality_claims_inconclusive_with_the_fix(tmp
     except ClipUnavailable as exc:
         q = Quality(False, "clip", clip_error=str(exc))
     assert not q.available and "--clip-model" in q.missing
+    assert q.margin(0.05) != q.margin(0.05)  # nan: no scale without a CLIP, and nothing is compared
     v = ddpm_10_worse([], [], None, margin=1.0, missing=q.missing)
     assert v.verdict == "inconclusive" and "huggingface-cli download" in v.reason
 
