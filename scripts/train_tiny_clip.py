@@ -271,7 +271,7 @@ The image's caption is the argmax over all 224 captions of the world.
 
 | images | n | shape | foreground | background | all three |
 |---|---|---|---|---|---|
-| held-out generator images (seed {h['vs_truth'] and HELDOUT_SEED}) vs the generator's truth | {h['vs_truth']['n']} | {h['vs_truth']['shape']:.3f} | {h['vs_truth']['fg']:.3f} | {h['vs_truth']['bg']:.3f} | {h['vs_truth']['all_three']:.3f} |
+| held-out generator images (seed {HELDOUT_SEED}) vs the generator's truth | {h['vs_truth']['n']} | {h['vs_truth']['shape']:.3f} | {h['vs_truth']['fg']:.3f} | {h['vs_truth']['bg']:.3f} | {h['vs_truth']['all_three']:.3f} |
 | same images vs the analytic checker's reading | {h['vs_checker']['n']} | {h['vs_checker']['shape']:.3f} | {h['vs_checker']['fg']:.3f} | {h['vs_checker']['bg']:.3f} | {h['vs_checker']['all_three']:.3f} |
 | the embedded model's own samples ({s['sampler']}) vs the checker's reading | {s['n']} ({s['vs_checker_reading']['n_fully_read']} fully read) | {s['vs_checker_reading']['per_attribute']['shape']:.3f} | {s['vs_checker_reading']['per_attribute']['fg']:.3f} | {s['vs_checker_reading']['per_attribute']['bg']:.3f} | {s['vs_checker_reading']['all_three']:.3f} |
 | the same samples vs their prompts | {s['vs_prompt']['n']} | {s['vs_prompt']['shape']:.3f} | {s['vs_prompt']['fg']:.3f} | {s['vs_prompt']['bg']:.3f} | {s['vs_prompt']['all_three']:.3f} |
