@@ -41,6 +41,8 @@ class ClaimsSession:
         self.quality_arg = "auto"
         self.clip_arg = "auto"
         self._quality: Quality | None = None
+        self._control: Any = None
+        self._convergence: Any = None
 
     @property
     def quality_mode(self) -> str:
@@ -275,28 +277,36 @@ def roster(prompts: Prompts, settings: Settings) -> Roster:
     return Roster(texts, seeds)
 
 
-@pytest.fixture(scope="session")
-def quality(claims_session: ClaimsSession) -> Quality:
+@pytest.fixture
+def quality(claim: ClaimRecorder, claims_session: ClaimsSession) -> Quality:
     """The quality metric of the run (--quality): the checker, or CLIP score (inconclusive with the fix when no
-    CLIP weights can be had: the run never fails over it)."""
+    CLIP weights can be had: the run never fails over it). Built once per session; it asks for `claim` first so
+    that a quality claim on random weights is skipped before any CLIP is loaded."""
     return claims_session.quality()
 
 
-@pytest.fixture(scope="session")
-def convergence(engine: Engine, roster: Roster, quality: Quality):  # noqa: ANN201
+@pytest.fixture
+def quality_control(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, quality: Quality,
+                    roster: Roster):  # noqa: ANN201
+    """(Separation or None, converged DPM-Solver@200, DPM-Solver@5): the run's one check of the quality metric,
+    computed once (after `claim`, so random weights skip before generating anything)."""
+    if claims_session._control is None:
+        claims_session._control = quality.control(engine, roster)
+    return claims_session._control
+
+
+@pytest.fixture
+def convergence(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, roster: Roster,
+                quality: Quality):  # noqa: ANN201
     """On the CLIP path (SD 1.5's): the convergence basis (reference DPM-Solver@200, its own check, the latent-MSE
-    control); None on the checker path."""
+    control), computed once; None on the checker path."""
     if quality.mode != "clip":
         return None
-    from .convergence import basis
+    if claims_session._convergence is None:
+        from .convergence import basis
 
-    return basis(engine, roster, bound=registry.CONVERGED_RATIO.value)
-
-
-@pytest.fixture(scope="session")
-def quality_control(engine: Engine, quality: Quality, roster: Roster):  # noqa: ANN201
-    """(Separation or None, good generation, bad generation): the run's one check of the quality metric."""
-    return quality.control(engine, roster)
+        claims_session._convergence = basis(engine, roster, bound=registry.CONVERGED_RATIO.value)
+    return claims_session._convergence
 
 
 @pytest.fixture

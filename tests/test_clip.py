@@ -206,3 +206,23 @@ def test_an_sd15_style_run_without_clip_weights_is_inconclusive_never_failed(pyt
     rec = next(c for c in data["claims"] if c["id"] == "ddpm-10-worse")
     assert rec["verdict"] == "inconclusive"
     assert "--clip-model /path" in rec["reason"] and "huggingface-cli download" in rec["reason"]
+
+
+def test_sd15_random_skips_the_quality_claims_before_loading_any_clip(tmp_path):
+    """--model sd15-random --quality clip: the quality claims are skipped ("random weights") before any CLIP load
+    or generation (the quality fixtures ask for the claim first)."""
+    import subprocess
+    import sys
+
+    from sampler_claims.paths import REPO_ROOT
+
+    report = tmp_path / "index.html"
+    out = subprocess.run([sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:randomly", "--model", "sd15-random",
+                          "--quality", "clip", "--clip-model", str(tmp_path / "no-such-clip"), "--claim",
+                          "no-gain-past-25", "--claim", "ddpm-10-worse", "--claims-report", str(report)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    data = json.loads((tmp_path / "claims.json").read_text())
+    for c in data["claims"]:
+        if c["id"] in ("no-gain-past-25", "ddpm-10-worse"):
+            assert c["verdict"] == "skipped" and "random weights" in c["reason"], c
