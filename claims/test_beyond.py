@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sampler_claims.atlas import AtlasPoint, calls_to_reach, pareto_front, run_atlas
-from sampler_claims.quality import NO_CHECKER, noise_per_image
+from sampler_claims.quality import noise_per_image
 from sampler_claims.rules.beyond import DEFAULT, default_on_front, final_sigma_zero, gain_at_steps
 from sampler_claims.rules.exercise4 import DDIM, decoded_batch, noise_control
 from sampler_claims.schedulers import LABELS, SchedulerSpec
@@ -34,8 +34,8 @@ def test_default_on_front(claim, request, engine, roster, quality, quality_contr
                 groups[LABELS.get(name, name)] = ([p.calls if cost == "calls" else p.seconds for p in pts],
                                                   [p.mean_score for p in pts])
         front = pareto_front(atlas.points, cost)
-        claim.scatter(f"Checker score against {unit} ({len(roster)} seeds; dashed: Pareto front)", groups,
-                      xlabel=unit, ylabel="mean checker score", logx=True,
+        claim.scatter(f"{quality.metric} against {unit} ({len(roster)} seeds; dashed: Pareto front)", groups,
+                      xlabel=unit, ylabel=f"mean {quality.metric}", logx=True,
                       front=([p.calls if cost == "calls" else p.seconds for p in front],
                              [p.mean_score for p in front]))
     ref = float(np.mean(quality.scores(good))) if control is not None else None
@@ -52,7 +52,8 @@ def test_default_on_front(claim, request, engine, roster, quality, quality_contr
     front = pareto_front(atlas.points)
     claim.key(f"{len({p.scheduler for p in atlas.points})} schedulers ran, {len(atlas.failed)} could not; "
               f"front by calls: " + ", ".join(p.label for p in front))
-    claim.decide(default_on_front(atlas, default, control, margin=claim.t("comparable_margin"), missing=NO_CHECKER))
+    claim.decide(default_on_front(atlas, default, control, margin=quality.margin(claim.t("comparable_margin")),
+                                  missing=quality.missing))
 
 
 @pytest.mark.claim("final-sigma-zero")
@@ -82,11 +83,11 @@ def _gain(claim, engine, roster, quality, quality_control, option: str, base: di
     without = {s: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", **{option: False}, **base), s))
                for s in steps}
     if control is None:
-        claim.decide(gain_at_steps({}, {}, None, what, missing=NO_CHECKER))
+        claim.decide(gain_at_steps({}, {}, None, what, missing=quality.missing))
     sw = {s: quality.scores(g) for s, g in with_.items()}
     so = {s: quality.scores(g) for s, g in without.items()}
     gains = {s: t_interval([a - b for a, b in zip(sw[s], so[s])]) for s in steps}
-    claim.table(f"Checker score with and without {what} (paired by seed)",
+    claim.table(f"{quality.metric} with and without {what} (paired by seed)",
                 ["steps", "with", "without", "gain [95%]"],
                 [[s, round(float(np.mean(sw[s])), 4), round(float(np.mean(so[s])), 4),
                   f"{gains[s].mean:+.4f} [{gains[s].low:+.4f}, {gains[s].high:+.4f}]"] for s in steps])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import NO_CHECKER
+from sampler_claims.quality import referee_control, show_basis
 from sampler_claims.rules.exercise1 import (
     LABELS,
     LESSON_SAMPLERS,
@@ -101,32 +101,44 @@ def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
 
 # ------------------------------------------------------------------------------------ comparable-quality
 @pytest.mark.claim("comparable-quality")
-def test_comparable_quality(claim, engine, roster, quality, quality_control):
+def test_comparable_quality(claim, engine, roster, quality, quality_control, convergence):
     gens = exercise1_batch(engine, roster)
     control, good, bad = quality_control
     scores = {LABELS[n]: quality.scores(g) for n, g in gens.items()}
     n = len(roster)
     shown = min(SHOWN_SEEDS, n)
+    margin = quality.margin(claim.t("comparable_margin"))
     side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, shown)
     claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [bad.image(k) for k in range(shown)],
                  [f"DPM-Solver@5, seed {roster.seeds[k]}" for k in range(shown)])
     if control is None:
-        claim.key("no checker on this model")
-        claim.decide(comparable_quality(scores, None, margin=claim.t("comparable_margin"), missing=NO_CHECKER))
+        claim.key(f"no validated quality metric on this model ({quality.mode})")
+        claim.decide(comparable_quality(scores, None, margin=margin, missing=quality.missing))
     diffs = pairwise_differences(scores)
-    matches = {LABELS[k]: quality.matches(g) for k, g in gens.items()}
-    claim.metric(seeds=n, quality_basis=quality.basis, control=control,
+    matches = {LABELS[k]: quality.matches(g) for k, g in gens.items()} if quality.has_checker else None
+    claim.metric(seeds=n, quality_basis=quality.basis, metric=quality.metric, margin=margin, control=control,
                  scores={k: v for k, v in scores.items()}, paired_differences=diffs,
-                 match_rate={k: sum(v) / len(v) for k, v in matches.items()})
-    claim.table(f"Checker score over {n} seeds, paired by seed (95% intervals)",
-                ["pair", "mean difference", "95% interval", f"margin ±{claim.t('comparable_margin')}"],
+                 match_rate=None if matches is None else {k: sum(v) / len(v) for k, v in matches.items()})
+    if convergence is not None:
+        # The ODE half (DDIM@50, DPM-Solver@20): their distance to the converged solution from the same z_T.
+        ode = {LABELS[k]: convergence.distance(g, LABELS[k]) for k, g in gens.items() if k != "ddpm"}
+        claim.metric(convergence=convergence.as_dict(),
+                     ode_distance_to_reference={k: d.as_dict() for k, d in ode.items()})
+    referee, rv = quality.referee(), None
+    if referee is not None:
+        rs = {LABELS[k]: referee.checker_scores(g) for k, g in gens.items()}
+        rv = comparable_quality(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, convergence, rv)
+    claim.table(f"{quality.metric} over {n} seeds, paired by seed (95% intervals)",
+                ["pair", "mean difference", "95% interval", f"margin ±{margin:g}"],
                 [[p.replace("|", " − "), round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]",
-                  "inside" if -claim.t("comparable_margin") < iv.low and iv.high < claim.t("comparable_margin")
-                  else "outside" if iv.low >= claim.t("comparable_margin") or iv.high <= -claim.t("comparable_margin")
+                  "inside" if -margin < iv.low and iv.high < margin
+                  else "outside" if iv.low >= margin or iv.high <= -margin
                   else "straddles"] for p, iv in diffs.items()])
-    claim.key(" / ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in scores.items()) + " mean score; control "
-              + ("separates" if control and control.separates else "does NOT separate"))
-    claim.decide(comparable_quality(scores, control, margin=claim.t("comparable_margin")))
+    claim.key(" / ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in scores.items()) + f" mean {quality.metric}; "
+              "control " + ("separates" if control and control.separates else "does NOT separate"))
+    claim.decide(comparable_quality(scores, control, margin=margin))
 
 
 # ------------------------------------------------------------------------------------ different-paths

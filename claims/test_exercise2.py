@@ -11,7 +11,7 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.engine import Request
-from sampler_claims.quality import NO_CHECKER
+from sampler_claims.quality import match_rates, referee_control, show_basis
 from sampler_claims.rules.exercise2 import (
     MODES,
     STEP_COUNT_CONFIGS,
@@ -163,20 +163,29 @@ def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
 # ------------------------------------------------------------------------------------ ddpm-50-step-count
 @pytest.mark.claim("ddpm-50-step-count")
 def test_ddpm_50_step_count(claim, engine, roster, quality, quality_control):
-    control, _good, _bad = quality_control
+    control, good, bad = quality_control
     gens = {name: engine.generate(roster.request(spec, steps)) for name, (spec, steps) in STEP_COUNT_CONFIGS.items()}
     scores = {name: quality.scores(g) for name, g in gens.items()}
+    margin = quality.margin(claim.t("comparable_margin"))
     shown = min(3, len(roster))
     claim.images(f"Same seeds: {', '.join(gens)}", [g.image(k) for k in range(shown) for g in gens.values()],
                  [f"{n}, seed {roster.seeds[k]}" for k in range(shown) for n in gens])
     if control is None:
-        claim.key("no checker on this model")
-        claim.decide(ddpm_50_step_count(scores, None, margin=claim.t("comparable_margin"), missing=NO_CHECKER))
+        claim.key(f"no validated quality metric on this model ({quality.mode})")
+        claim.decide(ddpm_50_step_count(scores, None, margin=margin, missing=quality.missing))
     means = {n: sum(v) / len(v) for n, v in scores.items()}
-    claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=control,
-                 match_rate={n: sum(quality.matches(g)) / len(roster) for n, g in gens.items()})
-    claim.table(f"Mean checker score over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
-                [[n, round(means[n], 4), round(sum(quality.matches(g)) / len(roster), 3)] for n, g in gens.items()])
+    rates = match_rates(quality, gens)
+    claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=control, metric=quality.metric,
+                 margin=margin, match_rate=rates)
+    referee, rv = quality.referee(), None
+    if referee is not None:
+        rs = {n: referee.checker_scores(g) for n, g in gens.items()}
+        rv = ddpm_50_step_count(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"),
+                                step_effect_margin=claim.t("step_effect_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"comparable": margin}, None, rv)
+    claim.table(f"Mean {quality.metric} over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
+                [[n, round(means[n], 4), "n/a" if rates is None else round(rates[n], 3)] for n in gens])
     claim.key(" / ".join(f"{n} {m:.3f}" for n, m in means.items()))
-    claim.decide(ddpm_50_step_count(scores, control, margin=claim.t("comparable_margin"),
+    claim.decide(ddpm_50_step_count(scores, control, margin=margin,
                                     step_effect_margin=claim.t("step_effect_margin")))

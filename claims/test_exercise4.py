@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import NO_CHECKER, Roster
+from sampler_claims.quality import Roster, match_rates, referee_control, show_basis
 from sampler_claims.rules.exercise4 import (
     DDIM,
     DDPM,
@@ -142,26 +142,33 @@ def test_coarse_to_fine(claim, engine, roster, traces):
 # ----------------------------------------------------------------------------------------- ddpm-10-worse
 @pytest.mark.claim("ddpm-10-worse")
 def test_ddpm_10_worse(claim, engine, roster, quality, quality_control):
-    control, _good, bad = quality_control
+    control, good, bad = quality_control
     gens = roster_runs(engine, roster)
     shown = min(SHOWN_SEEDS, len(roster))
+    margin = quality.margin(claim.t("much_worse_margin"))
     rows = {"DDIM@10": gens["DDIM"], "DDPM@10": gens["DDPM"], "DPM-Solver@5 (control)": bad}
     claim.images("Finals: DDIM@10 (top), DDPM@10 (middle), control DPM-Solver@5 (bottom)",
                  [g.image(i) for g in rows.values() for i in range(shown)],
                  [f"{n}, seed {roster.seeds[i]}" for n in rows for i in range(shown)])
     if control is None:
-        claim.key("no checker on this model")
-        claim.decide(ddpm_10_worse([], [], None, margin=claim.t("much_worse_margin"), missing=NO_CHECKER))
+        claim.key(f"no validated quality metric on this model ({quality.mode})")
+        claim.decide(ddpm_10_worse([], [], None, margin=margin, missing=quality.missing))
     s = {n: quality.scores(g) for n, g in rows.items()}
-    m = {n: sum(quality.matches(g)) / len(roster) for n, g in rows.items()}
+    m = match_rates(quality, rows)
     gap = t_interval([a - b for a, b in zip(s["DDIM@10"], s["DDPM@10"])])
     claim.metric(seeds=len(roster), mean_score={n: float(np.mean(v)) for n, v in s.items()}, match_rate=m,
-                 gap=gap, control=control)
-    claim.table("Finals", ["sampler", "mean score", "match rate"],
-                [[n, round(float(np.mean(s[n])), 4), round(m[n], 3)] for n in rows])
-    claim.key(f"score DDIM@10 − DDPM@10 {gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}] (much worse: "
-              f"≥ {claim.t('much_worse_margin')}); match {m['DDIM@10']:.2f} vs {m['DDPM@10']:.2f}")
-    claim.decide(ddpm_10_worse(s["DDIM@10"], s["DDPM@10"], control, margin=claim.t("much_worse_margin")))
+                 gap=gap, control=control, metric=quality.metric, margin=margin)
+    referee, rv = quality.referee(), None
+    if referee is not None:
+        rv = ddpm_10_worse(referee.checker_scores(rows["DDIM@10"]), referee.checker_scores(rows["DDPM@10"]),
+                           referee_control(referee, good, bad), margin=claim.t("much_worse_margin"))
+        claim.metric(referee=rv.as_dict())
+    show_basis(claim, quality, control, {"much worse": margin}, None, rv)
+    claim.table("Finals", ["sampler", f"mean {quality.metric}", "match rate"],
+                [[n, round(float(np.mean(s[n])), 4), "n/a" if m is None else round(m[n], 3)] for n in rows])
+    claim.key(f"{quality.metric} DDIM@10 − DDPM@10 {gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}] (much worse: "
+              f"≥ {margin:g})" + ("" if m is None else f"; match {m['DDIM@10']:.2f} vs {m['DDPM@10']:.2f}"))
+    claim.decide(ddpm_10_worse(s["DDIM@10"], s["DDPM@10"], control, margin=margin))
 
 
 # ----------------------------------------------------------------------------------------- ddpm-intermediates-noisier

@@ -20,7 +20,7 @@ from .engine import Engine
 from .models import LoadedModel, ModelLoadError, load
 from .options import Settings, SettingsError
 from .prompts import Prompts
-from .quality import Quality, Roster
+from .quality import QUALITY_MODES, Quality, Roster
 from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
 from .timing import Rounds, session_rounds
 
@@ -37,6 +37,37 @@ class ClaimsSession:
         self._model: LoadedModel | None = None
         self._engine: Engine | None = None
         self._load_error: str | None = None
+        #: --quality and --clip-model (issue 11): which metric the quality claims use.
+        self.quality_arg = "auto"
+        self.clip_arg = "auto"
+        self._quality: Quality | None = None
+        self._control: Any = None
+        self._convergence: Any = None
+
+    @property
+    def quality_mode(self) -> str:
+        """auto = the checker where the model has one (the embedded model), else CLIP score."""
+        if self.quality_arg != "auto":
+            return self.quality_arg
+        return "checker" if self.settings.model_kind == "tiny" else "clip"
+
+    def quality(self) -> Quality:
+        if self._quality is None:
+            has_checker = self.settings.model_kind == "tiny"
+            if self.quality_mode == "checker":
+                self._quality = Quality(has_checker=has_checker)
+            else:
+                from . import clip as clip_mod
+
+                source = clip_mod.resolve_source(self.clip_arg, self.settings.model_kind)
+                try:
+                    scorer = clip_mod.load_clip(source, self.settings.device)
+                except clip_mod.ClipUnavailable as exc:
+                    self._quality = Quality(has_checker, "clip", clip_error=str(exc).replace("\n", " "))
+                else:
+                    self._quality = Quality(has_checker, "clip", clip=scorer,
+                                            clip_per_wrong_attribute=registry.clip_scale(scorer.name))
+        return self._quality
 
     def model(self) -> LoadedModel:
         if self._load_error:
@@ -63,7 +94,7 @@ class ClaimsSession:
         env: dict[str, Any] = {
             "model": s.model_kind, "model_source": s.model_source, "model_reason": s.model_reason,
             "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds, "seed_base": s.seed_base,
-            "timing_rounds": s.timing_rounds,
+            "timing_rounds": s.timing_rounds, "quality": self.quality_mode, "clip_model": self.clip_arg,
             "torch": torch.__version__, "diffusers": diffusers.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
@@ -74,6 +105,8 @@ class ClaimsSession:
         }
         if self._model is not None:
             env["load_seconds"] = round(self._model.load_seconds, 3)
+        if self._quality is not None:
+            env["quality_basis"] = self._quality.basis
         if self._engine is not None:
             env["generation_cache"] = dict(self._engine.stats)
         ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
@@ -127,6 +160,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --claims-compare: exit non-zero when a decided verdict changed (default: off)")
     group.addoption("--claims-report", action="store", default=options.DEFAULT_REPORT, metavar="PATH",
                     help=f"HTML report path; claims.json is written beside it (default: {options.DEFAULT_REPORT})")
+    group.addoption("--quality", action="store", default="auto", choices=QUALITY_MODES, metavar="{auto,checker,clip}",
+                    help="quality metric of the quality claims: checker (the embedded world's analytic checker), "
+                         "clip (CLIP score plus convergence to a reference: Stable Diffusion 1.5's path), auto = "
+                         "checker where the model has one (the embedded model), else clip (default: auto)")
+    group.addoption("--clip-model", action="store", default="auto", metavar="ID|PATH",
+                    help="CLIP for --quality clip: a local folder, else the HF cache, else the hub (unless "
+                         "HF_HUB_OFFLINE); auto = openai/clip-vit-base-patch16, or fixtures/tiny-clip on the "
+                         "embedded model (default: auto)")
     group.addoption("--deterministic", action="store_true", default=False,
                     help="apply diffusers' full-determinism settings (deterministic algorithms, cuBLAS "
                          "workspace, cuDNN, TF32 off) (default: off)")
@@ -159,6 +200,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = ClaimsSession(settings)
+    config.stash[SESSION_KEY].quality_arg = config.getoption("--quality", default="auto") or "auto"
+    config.stash[SESSION_KEY].clip_arg = config.getoption("--clip-model", default="auto") or "auto"
     old = config.getoption("--claims-compare", default=None)
     if old:
         from .compare import CompareError, load
@@ -190,6 +233,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} seed-base={s.seed_base} "
         f"timing-rounds={s.timing_rounds} deterministic={s.deterministic} "
         f"report={s.report_path}",
+        f"claims: quality={config.stash[SESSION_KEY].quality_mode} (--quality {config.stash[SESSION_KEY].quality_arg}, "
+        f"--clip-model {config.stash[SESSION_KEY].clip_arg})",
         dist,
     ] if line]
 
@@ -232,15 +277,36 @@ def roster(prompts: Prompts, settings: Settings) -> Roster:
     return Roster(texts, seeds)
 
 
-@pytest.fixture(scope="session")
-def quality(settings: Settings) -> Quality:
-    return Quality(has_checker=settings.model_kind == "tiny")
+@pytest.fixture
+def quality(claim: ClaimRecorder, claims_session: ClaimsSession) -> Quality:
+    """The quality metric of the run (--quality): the checker, or CLIP score (inconclusive with the fix when no
+    CLIP weights can be had: the run never fails over it). Built once per session; it asks for `claim` first so
+    that a quality claim on random weights is skipped before any CLIP is loaded."""
+    return claims_session.quality()
 
 
-@pytest.fixture(scope="session")
-def quality_control(engine: Engine, quality: Quality, roster: Roster):  # noqa: ANN201
-    """(Separation or None, good generation, bad generation): the run's one check of the quality metric."""
-    return quality.control(engine, roster)
+@pytest.fixture
+def quality_control(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, quality: Quality,
+                    roster: Roster):  # noqa: ANN201
+    """(Separation or None, converged DPM-Solver@200, DPM-Solver@5): the run's one check of the quality metric,
+    computed once (after `claim`, so random weights skip before generating anything)."""
+    if claims_session._control is None:
+        claims_session._control = quality.control(engine, roster)
+    return claims_session._control
+
+
+@pytest.fixture
+def convergence(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, roster: Roster,
+                quality: Quality):  # noqa: ANN201
+    """On the CLIP path (SD 1.5's): the convergence basis (reference DPM-Solver@200, its own check, the latent-MSE
+    control), computed once; None on the checker path."""
+    if quality.mode != "clip":
+        return None
+    if claims_session._convergence is None:
+        from .convergence import basis
+
+        claims_session._convergence = basis(engine, roster, bound=registry.CONVERGED_RATIO.value)
+    return claims_session._convergence
 
 
 @pytest.fixture

@@ -47,6 +47,54 @@ QUALITY_CONTROL = Threshold(("dpm-solver", 200, 5), "the quality metric decides 
                                                     "(known bad: the lesson's 'garbled') on the same seeds, "
                                                     "paired, in the same run")
 
+# ------------------------------------------------------------------------------------ CLIP score (issue 11)
+#: The CLIP score's scale, per CLIP, in the checker's units: the CLIP-score drop (0..100 scale) of one
+#: attribute wrong. Margins on the CLIP path are the checker's margins counted in wrong attributes per
+#: image (COMPARABLE = 0.2, MUCH_WORSE = 0.6 wrong attributes per image) times this drop
+#: (quality.Quality.margin), so no CLIP margin looks at a sampler's output.
+#: - tiny-clip (fixtures/tiny-clip/): calibrated like SCORE_PER_WRONG_ATTRIBUTE, on the world's renderer and
+#:   nothing else: 200 rendered images scored against their caption and against it with one attribute
+#:   swapped (sampler_claims.clip.renderer_drop): own caption 97.0, one attribute wrong drops it by 42.8 on
+#:   average (shape 37.7, foreground 45.4, background 45.4); tests/test_clip.py keeps it so.
+#: - openai/clip-vit-base-patch16 (SD 1.5, the HF guide's CLIP): no renderer of SD 1.5's world exists, so the
+#:   value is argued from the metric's scale: matched caption-image pairs score ~30-35 with ViT-B CLIP, unrelated
+#:   pairs ~15-20 (cosine 0.15-0.2), so a wholly wrong prompt costs ~15 points; the lesson's prompts name about
+#:   four to six content attributes, so one wrong attribute costs ~15/6 = 2.5 points. Stated before measuring;
+#:   a GPU run can test it with the same swapped-prompt calibration on SD 1.5's own prompts.
+#: Any other CLIP is taken to share ViT-B's scale (the openai CLIPs do, within a few points).
+CLIP_PER_WRONG_ATTRIBUTE: dict[str, float] = {"tiny-clip": 42.8, "openai/clip-vit-base-patch16": 2.5}
+CLIP_DEFAULT_SCALE = 2.5
+
+
+def clip_scale(clip_name: str) -> float:
+    """The CLIP-score drop of one wrong attribute for this CLIP (its folder name or hub id)."""
+    return CLIP_PER_WRONG_ATTRIBUTE.get(clip_name, CLIP_DEFAULT_SCALE)
+
+
+CLIP_CONTROL = Threshold(("dpm-solver", 20, 5), "on the CLIP path the score decides only after it separates "
+                                                "DPM-Solver@20 (the lesson's 'good') from DPM-Solver@5 (its "
+                                                "'garbled') on the same seeds in the same run: a tighter control "
+                                                "than 200 against 5 (issue 11)")
+
+# ------------------------------------------------------------------------------- convergence (issue 11)
+CONVERGENCE_REFERENCE = Threshold(
+    ("dpm-solver", 200),
+    "the converged solution of the ODE samplers (same z_T) is DPM-Solver++ at 200 steps: the DPM-Solver++ paper "
+    "measures convergence on Stable Diffusion against a high-step solution; DPM-Solver++ is a second-order "
+    "multistep solver, so at 200 steps (h ~ 1/200 of the log-SNR range) its discretisation error is ~(5/200)^2 = "
+    "1/1600 of the 5-step error, far below any difference the claims compare; it is already on the roster "
+    "(the sweet-spot grid), so it costs nothing extra")
+CONVERGED_RATIO = Threshold(
+    0.05,
+    "the reference is converged when, paired by seed, its RMS latent distance to the coarser DPM-Solver++@100 is "
+    "at most 1/20 of its distance to DPM-Solver++@5 (95% interval at or under 0.05). Second-order error ~h^2 "
+    "predicts (5/100)^2 = 1/400; the bound allows 20x for the first-order final step and guidance. A reference "
+    "that fails it (e.g. DPM-Solver++@10 posing as one) makes every statement against it inconclusive")
+CONVERGENCE_CONTROL = Threshold(
+    ("dpm-solver", 20, 5),
+    "latent MSE to the reference counts only after it separates DPM-Solver@20 from DPM-Solver@5 (20 closer), "
+    "paired by seed, in the same run")
+
 #: How the default --seeds was sized (power, not hope). An equivalence at margin m is confirmed with 80%
 #: power at a true paired difference delta when n = ((z_0.975 + z_0.8) * sd / (m - |delta|))^2
 #: = (2.80 * sd / (m - |delta|))^2. A pilot on the v1 embedded model (32 prompt-seed pairs) measured the sd of
@@ -132,7 +180,8 @@ def _claims() -> list[Claim]:
             "interval of each paired difference against the comparable margin",
             "likely confirmed",
             kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL},
+            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
+                        "clip_control": CLIP_CONTROL, "convergence_reference": CONVERGENCE_REFERENCE},
         ),
         Claim(
             "different-paths", "Exercise 1",
@@ -231,6 +280,7 @@ def _claims() -> list[Claim]:
             "open: the DDIM paper's Table 1 at S=50 has eta=0 at FID 4.67 and eta=1 at 8.01",
             kind="statistical", needs_trained_model=True,
             thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
+                        "clip_control": CLIP_CONTROL,
                         "step_effect_margin": T(0.0, "'lower quality' at 50 steps: any drop the interval can tell "
                                                      "from zero")},
         ),
@@ -251,6 +301,10 @@ def _claims() -> list[Claim]:
                                                    "margin (one-sided: being better is fine)"),
                 "indistinct_min_ssim": INDISTINCT_SSIM,
                 "quality_control": QUALITY_CONTROL,
+                "clip_control": CLIP_CONTROL,
+                "convergence_reference": CONVERGENCE_REFERENCE,
+                "converged_ratio": CONVERGED_RATIO,
+                "convergence_control": CONVERGENCE_CONTROL,
             },
             expected={"tiny": REFUTED},
             expected_why="embedded model: DPM-Solver is not converged at 20 steps (its 50-200-step images reach "
@@ -277,7 +331,9 @@ def _claims() -> list[Claim]:
             "(one-sided: 200 must not be better by the margin or more)",
             "likely confirmed on SD 1.5; check on the embedded model",
             kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL},
+            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
+                        "clip_control": CLIP_CONTROL, "convergence_reference": CONVERGENCE_REFERENCE,
+                        "converged_ratio": CONVERGED_RATIO},
         ),
         # ---------------- Exercise 4 ----------------
         Claim(
@@ -319,7 +375,8 @@ def _claims() -> list[Claim]:
             "checker score of the finals paired by seed: DDIM@10 - DDPM@10 against the much-worse margin",
             "likely confirmed",
             kind="statistical", needs_trained_model=True,
-            thresholds={"much_worse_margin": MUCH_WORSE, "quality_control": QUALITY_CONTROL},
+            thresholds={"much_worse_margin": MUCH_WORSE, "quality_control": QUALITY_CONTROL,
+                        "clip_control": CLIP_CONTROL},
             expected={"tiny": REFUTED},
             expected_why="embedded model: DDPM@10 is worse than DDIM@10 but not by the much-worse margin: its "
                          "misses are soft colour errors (score gap ~0.07-0.09, interval under 0.15)",
@@ -377,6 +434,9 @@ def _claims() -> list[Claim]:
                 "max_time_share": T(0.10, "a default worth recommending over DDPM@1000 costs at most a tenth of its "
                                           "time (the lesson's own figure is 1/50)"),
                 "quality_control": QUALITY_CONTROL,
+                "clip_control": CLIP_CONTROL,
+                "convergence_reference": CONVERGENCE_REFERENCE,
+                "converged_ratio": CONVERGED_RATIO,
             },
         ),
         # ---------------- Beyond the lesson ----------------

@@ -81,13 +81,20 @@ def per_seed_ssim(images: np.ndarray, reference: np.ndarray) -> list[float]:
 
 # ----------------------------------------------------------------------------------------- sweet-spot
 def sweet_spot(scores: Mapping[int, Sequence[float]] | None, ssim_to_20: Mapping[int, Sequence[float]],
-               control: Separation | None, t: Any, missing: str = "") -> Verdict:
+               control: Separation | None, t: Any, missing: str = "", *, margin: Any = None,
+               reference: Any = None) -> Verdict:
     """The lesson's four statements of Exercise 3, each decided by its interval; all must hold.
 
     scores: checker score per seed for each step count (the top one is the converged reference);
     ssim_to_20: per seed, SSIM of the 50..200-step images to the 20-step image. The quality statements
     are gated by the run's quality control; the similarity statement needs no checker.
+    margin: maps a checker-scale margin to the metric's scale (Quality.margin; identity by default);
+    reference: the convergence ReferenceCheck of the CLIP path: statements against the reference decide
+    only if it is converged (convergence.gated_reference).
     """
+    from ..convergence import gated_reference
+
+    m = margin or (lambda x: x)
     grid = sorted(ssim_to_20)
     parts = []
     if scores is None:
@@ -99,12 +106,12 @@ def sweet_spot(scores: Mapping[int, Sequence[float]] | None, ssim_to_20: Mapping
             return paired(scores[ref], scores[steps], f"score@{ref} - score@{steps}")
 
         quality = all_of([
-            at_least(gap(5), t("garbled_margin"), f"5 steps garbled: score@{ref} - score@5").named("5 garbled"),
-            at_most(gap(10), t("recognizable_margin"), f"10 steps recognizable: score@{ref} - score@10")
+            at_least(gap(5), m(t("garbled_margin")), f"5 steps garbled: score@{ref} - score@5").named("5 garbled"),
+            at_most(gap(10), m(t("recognizable_margin")), f"10 steps recognizable: score@{ref} - score@10")
             .named("10 recognizable"),
-            at_most(gap(20), t("good_margin"), f"20 steps good: score@{ref} - score@20").named("20 good"),
+            at_most(gap(20), m(t("good_margin")), f"20 steps good: score@{ref} - score@20").named("20 good"),
         ])
-        parts.append(gated(control, quality, missing))
+        parts.append(gated_reference(reference, gated(control, quality, missing)))
     similar = all_of([at_least(t_interval(ssim_to_20[s]), t("indistinct_min_ssim"), f"SSIM({s} steps, 20 steps)")
                       for s in grid]).named("50-200 nearly indistinguishable from 20")
     parts.append(similar)
@@ -183,13 +190,16 @@ def linear_time(fits: LineFits, *, min_r2: float, max_overhead_share: float,
 
 # ----------------------------------------------------------------------------------------- no-gain-past-25
 def no_gain_past_25(score_200: Sequence[float], score_25: Sequence[float], control: Separation | None, *,
+                    reference: Any = None,
                     margin: float, missing: str = "") -> Verdict:
     """'200 steps not meaningfully better than 25': the paired gain score@200 - score@25 stays under the
     comparable margin (one-sided: 25 steps being as good or better is fine)."""
     if control is None:
         return inconclusive(missing or "no validated quality metric on this model")
     gain = paired(score_200, score_25, "score@200 - score@25")
-    return gated(control, at_most(gain, margin, "gain of 200 over 25 steps"), missing)
+    from ..convergence import gated_reference
+
+    return gated_reference(reference, gated(control, at_most(gain, margin, "gain of 200 over 25 steps"), missing))
 
 
 def mean(values: Sequence[float]) -> float:
