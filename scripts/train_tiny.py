@@ -302,8 +302,15 @@ def train_denoiser(unet, text_encoder, tokenizer, means, stds, captions, scaling
 
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
-    ema_unet = EMAModel(unet.parameters(), decay=args.ema_decay, use_ema_warmup=True)
-    ema_text = EMAModel(text_encoder.parameters(), decay=args.ema_decay, use_ema_warmup=True)
+    # From scratch the EMA warms up (its decay grows with the step, so early random weights fade fast).
+    # Resumed from trained weights, --ema-constant holds the full decay from the first step instead:
+    # with the warm-up the decay of a fresh EMA reaches 0.999 only after ~30k steps, so a resumed
+    # stage of a few thousand steps would average over a few hundred steps only.
+    min_decay = args.ema_decay if args.ema_constant else 0.0
+    ema_unet = EMAModel(unet.parameters(), decay=args.ema_decay, min_decay=min_decay,
+                        use_ema_warmup=not args.ema_constant)
+    ema_text = EMAModel(text_encoder.parameters(), decay=args.ema_decay, min_decay=min_decay,
+                        use_ema_warmup=not args.ema_constant)
     unet.train()
     text_encoder.train()
     losses: list[float] = []
@@ -457,6 +464,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--ema-constant", action="store_true",
+                   help="hold the EMA decay at --ema-decay from step 1 (for stages resumed with --init-from)")
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--minutes", type=float, default=40.0,
                    help="overall wall-time budget; the U-Net phase gets what the earlier phases leave "
