@@ -22,8 +22,9 @@ threads are ~2x faster. The default (--threads 0) measures and picks per phase a
 noise, batches) but the step count may depend on machine speed through --minutes; the summary
 JSON records the steps actually taken.
 
-The shipped fixture took three stages (the first from scratch, then two resumed with --init-from and
---vae-steps 0); fixtures/tiny-shapes/README.md lists the exact commands. From scratch:
+The shipped fixture (version 2) took four stages (the first from scratch, then three resumed with
+--init-from and --vae-steps 0; the fourth with --ema-constant --snr-gamma 2); fixtures/tiny-shapes/README.md
+lists the exact commands. From scratch:
     python scripts/train_tiny.py --out fixtures/tiny-shapes --seed 0 --minutes 40
 """
 from __future__ import annotations
