@@ -10,6 +10,8 @@ For each sampler configuration over the same prompt-seed pairs it reports
 - prompt adherence: checker match rate and shape / foreground / background accuracies;
 - SSIM (skimage, data_range=255, channel_axis=-1) to the converged image of the same pair
   (DPMSolverMultistep at 200 steps), averaged;
+each match rate with its Wilson 95% score interval over the n pairs, and each mean SSIM with a normal
+95% interval of the mean over the pairs (pairs are independent draws; the images within a pair are not);
 and separately the wall time of one DDPM 1000-step and one DPMSolverMultistep 20-step CFG image, and
 the U-Net forward time at batch 2 (one CFG step) and batch 16.
 
@@ -72,9 +74,35 @@ def generate(pipe, spec: tuple[type, dict, int], prompts: list[str], seeds: list
     return np.concatenate(out)
 
 
-def mean_ssim(images: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.mean([structural_similarity(a, b, data_range=255, channel_axis=-1)
-                          for a, b in zip(images, reference)]))
+def ssims(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return np.array([structural_similarity(a, b, data_range=255, channel_axis=-1)
+                     for a, b in zip(images, reference)])
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion k/n: honest near 0 and 1, where the normal one is not."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def mean_interval(values: np.ndarray, z: float = 1.959964) -> tuple[float, float, float]:
+    """Mean and its normal 95% interval (n >= 30 pairs here, so the t correction is negligible)."""
+    m = float(np.mean(values))
+    half = z * float(np.std(values, ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return m, m - half, m + half
+
+
+def adherence_row(adh: dict, n: int) -> dict:
+    row = {k: adh[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}
+    k = int(round(adh["match_rate"] * n))
+    row["matches"] = k
+    row["match_wilson95"] = list(wilson(k, n))
+    row["per_pair_match"] = [int(m) for m in adh["per_image"]]  # for paired comparisons between models
+    return row
 
 
 def time_one(pipe, spec: tuple[type, dict, int], prompt: str, seed: int, repeats: int = 1) -> float:
@@ -109,10 +137,17 @@ def unet_forward_ms(unet, batch: int, reps: int = 50) -> float:
 
 
 def markdown(report: dict) -> str:
-    lines = ["| sampler | match | shape | fg | bg | SSIM to converged |", "|---|---|---|---|---|---|"]
-    for name, r in report["configs"].items():
-        lines.append(f"| {name} | {r['match_rate']:.1%} | {r['shape_acc']:.1%} | {r['fg_acc']:.1%} | "
-                     f"{r['bg_acc']:.1%} | {r['ssim_to_converged']:.3f} |")
+    n = report["n"]
+    lines = ["| sampler | match (Wilson 95%) | n | shape | fg | bg | SSIM to converged (95% CI) |",
+             "|---|---|---|---|---|---|---|"]
+    rows = dict(report["configs"])
+    rows[report["reference"]["name"] + " (reference)"] = report["reference"]
+    for name, r in rows.items():
+        lo, hi = r["match_wilson95"]
+        ssim = (f"{r['ssim_to_converged']:.3f} ({r['ssim_95'][0]:.3f}-{r['ssim_95'][1]:.3f})"
+                if "ssim_95" in r else "1")
+        lines.append(f"| {name} | {r['match_rate']:.1%} ({lo:.1%}-{hi:.1%}) | {n} | {r['shape_acc']:.1%} | "
+                     f"{r['fg_acc']:.1%} | {r['bg_acc']:.1%} | {ssim} |")
     return "\n".join(lines)
 
 
@@ -124,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=32, help="prompts per pipeline call")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None, help="default: <model>/quality.json")
+    p.add_argument("--no-timing", action="store_true", help="skip the timings (quick looks)")
     p.add_argument("--skip", nargs="*", default=[], help="config names to skip (quick looks)")
+    p.add_argument("--only", nargs="*", default=None, help="run only these config names (quick looks)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -136,22 +173,30 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     ref = generate(pipe, REFERENCE[1], prompts, seeds, args.batch)
     ref_adh = checker.adherence(list(ref), prompts)
-    report["reference"] = {"name": REFERENCE[0], **{k: ref_adh[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}}
+    report["reference"] = {"name": REFERENCE[0], **adherence_row(ref_adh, args.n)}
     print(f"reference {REFERENCE[0]}: match {ref_adh['match_rate']:.1%} ({time.perf_counter() - t0:.0f}s)", flush=True)
     for name, spec in CONFIGS.items():
-        if name in args.skip:
+        if name in args.skip or (args.only is not None and name not in args.only):
             continue
         t0 = time.perf_counter()
         imgs = generate(pipe, spec, prompts, seeds, args.batch)
         adh = checker.adherence(list(imgs), prompts)
-        row = {k: adh[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}
-        row["ssim_to_converged"] = mean_ssim(imgs, ref)
+        row = adherence_row(adh, args.n)
+        s = ssims(imgs, ref)
+        row["ssim_to_converged"], *ci = mean_interval(s)
+        row["ssim_95"] = ci
+        row["ssim_share_ge_0.95"] = float(np.mean(s >= 0.95))
         row["seconds_for_all"] = round(time.perf_counter() - t0, 1)
         report["configs"][name] = row
-        print(name, json.dumps(row), flush=True)
+        print(name, json.dumps({k: v for k, v in row.items() if k != "per_pair_match"}), flush=True)
+    if args.no_timing:
+        out = args.json or (args.model / "quality.json")
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(markdown(report))
+        return
     report["timing_s"] = {
-        "DDPM@1000 (trailing), 1 image, CFG": round(time_one(pipe, CONFIGS["DDPM@1000 (trailing)"], prompts[0], seeds[0]), 2),
-        "DPMSolverMultistep@20, 1 image, CFG": round(time_one(pipe, CONFIGS["DPMSolverMultistep@20"], prompts[0], seeds[0], 3), 3),
+        "DDPM@1000 (trailing), 1 image, CFG, best of 2": round(time_one(pipe, CONFIGS["DDPM@1000 (trailing)"], prompts[0], seeds[0], 2), 2),
+        "DPMSolverMultistep@20, 1 image, CFG, best of 3": round(time_one(pipe, CONFIGS["DPMSolverMultistep@20"], prompts[0], seeds[0], 3), 3),
     }
     report["unet_forward_ms"] = {"batch2": round(unet_forward_ms(pipe.unet, 2), 2),
                                  "batch16": round(unet_forward_ms(pipe.unet, 16), 2)}
