@@ -388,6 +388,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    if worker_id(config) is not None:  # xdist: heaviest claim groups first (sampler_claims.distribute)
+        from .distribute import cost_rank
+
+        items.sort(key=lambda it: cost_rank(registry.get(it.get_closest_marker("claim").args[0]).group)
+                   if it.get_closest_marker("claim") else cost_rank(None))
 
 
 @pytest.hookimpl(hookwrapper=True)
