@@ -202,10 +202,6 @@ def no_gain_past_25(score_200: Sequence[float], score_25: Sequence[float], contr
     return gated_reference(reference, gated(control, at_most(gain, margin, "gain of 200 over 25 steps"), missing))
 
 
-def mean(values: Sequence[float]) -> float:
-    return float(np.mean(values))
-
-
 def knee_of(step_counts: Sequence[int], values: Sequence[float], eps: float = 0.02) -> int | None:
     """The SSIM knee, shown in the report (not a verdict): see ssim_knee."""
     return ssim_knee(step_counts, values, eps)
