@@ -136,6 +136,68 @@ def unet_forward_ms(unet, batch: int, reps: int = 50) -> float:
     return float(np.median(ts) * 1e3)
 
 
+def generate_at(pipe, prompts: list[str], seeds: list[int], batch: int, guidance: float,
+                steps: int | None = None, timesteps: list[int] | None = None) -> np.ndarray:
+    """DPMSolverMultistep (stock config) images at a given guidance, on a step count or a custom grid."""
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    out = []
+    for i in range(0, len(prompts), batch):
+        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds[i : i + batch]]
+        kw = {"timesteps": timesteps} if timesteps is not None else {"num_inference_steps": steps}
+        imgs = pipe(prompts[i : i + batch], guidance_scale=guidance, generator=gens, output_type="np", **kw).images
+        out.append(np.clip(np.round(imgs * 255), 0, 255).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) -> dict:
+    """Where DPM-Solver@20's distance to its converged image comes from (issue 14's convergence bar).
+
+    Three readings, each as mean SSIM to DPM-Solver@200 of the same pair and the share of pairs >= 0.95:
+    - *steps x guidance*: the knee at guidance 1, 3 and 7.5. If 20 steps converge without strong guidance,
+      the solver's error comes from the guided ODE, not from the model's unguided score;
+    - *where on the trajectory*: the stock 20-step grid (999, 949, ..., 49) with one region of t replaced
+      by the reference's own fine grid (every ~5). The region whose refinement recovers the converged
+      image is where the 20-step solver errs;
+    - *how far guidance throws the prediction at t=999*: RMS norm of the guided x0 prediction (guidance
+      7.5) against the RMS norm of the data's latents, and of cond - uncond. A guided prediction far off
+      the data's scale is what a coarse first step has to integrate.
+    """
+    fine = [int(t) for t in np.round(np.linspace(999, 0, 201))[:-1]]  # = DPM-Solver@200's linspace grid
+    study: dict = {"steps_by_guidance": {}, "refined_regions": {}}
+    for g in (1.0, 3.0, GUIDANCE):
+        ref = generate_at(pipe, prompts, seeds, batch, g, timesteps=fine)
+        row = {}
+        for steps in (10, 20, 25, 30, 50):
+            s = ssims(generate_at(pipe, prompts, seeds, batch, g, steps=steps), ref)
+            row[f"@{steps}"] = {"mean_ssim": round(float(s.mean()), 4), "share_ge_0.95": round(float(np.mean(s >= 0.95)), 3)}
+        study["steps_by_guidance"][f"guidance {g:g}"] = row
+        print("convergence", g, json.dumps(row), flush=True)
+    coarse = [999 - 50 * k for k in range(20)]
+    for name, (lo, hi) in {"none (stock 20 steps)": (2000, 2000), "t 700-999 refined": (700, 999),
+                           "t 300-700 refined": (300, 700), "t 0-300 refined": (0, 300)}.items():
+        grid = sorted({t for t in coarse if not lo <= t <= hi} | {t for t in fine if lo <= t <= hi}, reverse=True)
+        s = ssims(generate_at(pipe, prompts, seeds, batch, GUIDANCE, timesteps=grid), ref)
+        study["refined_regions"][name] = {"steps": len(grid), "mean_ssim": round(float(s.mean()), 4),
+                                          "share_ge_0.95": round(float(np.mean(s >= 0.95)), 3)}
+        print("refined", name, json.dumps(study["refined_regions"][name]), flush=True)
+    with torch.inference_mode():
+        cond, uncond = pipe.encode_prompt(prompts[:batch], "cpu", 1, True, [""] * len(prompts[:batch]))
+        z = torch.stack([torch.randn((4, 16, 16), generator=torch.Generator("cpu").manual_seed(s)) for s in seeds[:batch]])
+        a = pipe.scheduler.alphas_cumprod[999]
+        eu, ec = pipe.unet(torch.cat([z, z]), 999, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2)
+        x0u, x0c = (z - (1 - a).sqrt() * eu) / a.sqrt(), (z - (1 - a).sqrt() * ec) / a.sqrt()
+        x0g = x0u + GUIDANCE * (x0c - x0u)
+        data = dataset.sample(123, 512).images
+        x = torch.tensor(data).permute(0, 3, 1, 2).float() / 127.5 - 1
+        lat = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
+        rms = lambda v: float(v.pow(2).mean().sqrt())
+        study["x0_at_t999_rms"] = {"data_latents": round(rms(lat), 3), "uncond": round(rms(x0u), 3),
+                                   "cond": round(rms(x0c), 3), "cond_minus_uncond": round(rms(x0c - x0u), 3),
+                                   f"guided_{GUIDANCE:g}": round(rms(x0g), 3)}
+    print("x0 at t=999", json.dumps(study["x0_at_t999_rms"]), flush=True)
+    return study
+
+
 def markdown(report: dict) -> str:
     n = report["n"]
     lines = ["| sampler | match (Wilson 95%) | n | shape | fg | bg | SSIM to converged (95% CI) |",
@@ -162,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-timing", action="store_true", help="skip the timings (quick looks)")
     p.add_argument("--skip", nargs="*", default=[], help="config names to skip (quick looks)")
     p.add_argument("--only", nargs="*", default=None, help="run only these config names (quick looks)")
+    p.add_argument("--convergence-study", type=int, default=0, metavar="N",
+                   help="also run convergence_study() on the first N pairs (0: off); it goes in the JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -189,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         row["seconds_for_all"] = round(time.perf_counter() - t0, 1)
         report["configs"][name] = row
         print(name, json.dumps({k: v for k, v in row.items() if k != "per_pair_match"}), flush=True)
+    if args.convergence_study:
+        k = args.convergence_study
+        report["convergence_study"] = {"n": k, **convergence_study(pipe, prompts[:k], seeds[:k], args.batch)}
     if args.no_timing:
         out = args.json or (args.model / "quality.json")
         out.write_text(json.dumps(report, indent=2) + "\n")
