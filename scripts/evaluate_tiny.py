@@ -10,8 +10,10 @@ For each sampler configuration over the same prompt-seed pairs it reports
 - prompt adherence: checker match rate and shape / foreground / background accuracies;
 - SSIM (skimage, data_range=255, channel_axis=-1) to the converged image of the same pair
   (DPMSolverMultistep at 200 steps), averaged;
-each match rate with its Wilson 95% score interval over the n pairs, and each mean SSIM with a normal
-95% interval of the mean over the pairs (pairs are independent draws; the images within a pair are not);
+each match rate with its Wilson 95% score interval over the n pairs, and each mean SSIM with a t 95%
+interval of the mean over the pairs (pairs are independent draws; the images within a pair are not),
+both from sampler_claims.verdict, the suite's own decision layer; with --before, the paired change of
+each match rate against an earlier quality.json of the same pairs;
 and separately the wall time of one DDPM 1000-step and one DPMSolverMultistep 20-step CFG image, and
 the U-Net forward time at batch 2 (one CFG step) and batch 16.
 
@@ -39,6 +41,7 @@ from diffusers import (  # noqa: E402
 )
 from skimage.metrics import structural_similarity  # noqa: E402
 
+from sampler_claims import verdict  # noqa: E402
 from sampler_claims.tinyshapes import checker, dataset  # noqa: E402
 
 GUIDANCE = 7.5
@@ -79,30 +82,34 @@ def ssims(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
                      for a, b in zip(images, reference)])
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion k/n: honest near 0 and 1, where the normal one is not."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
-
-
-def mean_interval(values: np.ndarray, z: float = 1.959964) -> tuple[float, float, float]:
-    """Mean and its normal 95% interval (n >= 30 pairs here, so the t correction is negligible)."""
-    m = float(np.mean(values))
-    half = z * float(np.std(values, ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return m, m - half, m + half
-
-
 def adherence_row(adh: dict, n: int) -> dict:
     row = {k: adh[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}
     k = int(round(adh["match_rate"] * n))
     row["matches"] = k
-    row["match_wilson95"] = list(wilson(k, n))
+    iv = verdict.wilson(k, n)
+    row["match_wilson95"] = [iv.low, iv.high]
     row["per_pair_match"] = [int(m) for m in adh["per_image"]]  # for paired comparisons between models
     return row
+
+
+def paired_changes(before: dict, after: dict) -> dict:
+    """Change of each match rate, after minus before, paired by prompt-seed pair (t interval).
+
+    Pairs are matched by index, so both reports must use the same --seed; a shorter report's pairs are
+    the longer one's first ones (dataset.sample and the seeds are prefix-stable)."""
+    if before.get("prompt_seed") != after.get("prompt_seed"):
+        raise SystemExit(f"--before used prompt seed {before.get('prompt_seed')}, this run {after.get('prompt_seed')}: "
+                         "rerun with the same --seed so the pairs match")
+    out = {}
+    rows_b = {**before["configs"], "reference": before["reference"]}
+    rows_a = {**after["configs"], "reference": after["reference"]}
+    for name, ra in rows_a.items():
+        if name not in rows_b:
+            continue
+        k = min(len(ra["per_pair_match"]), len(rows_b[name]["per_pair_match"]))
+        iv = verdict.paired(ra["per_pair_match"][:k], rows_b[name]["per_pair_match"][:k])
+        out[name] = {"change": round(iv.mean, 4), "ci95": [round(iv.low, 4), round(iv.high, 4)], "n": k}
+    return out
 
 
 def time_one(pipe, spec: tuple[type, dict, int], prompt: str, seed: int, repeats: int = 1) -> float:
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-timing", action="store_true", help="skip the timings (quick looks)")
     p.add_argument("--skip", nargs="*", default=[], help="config names to skip (quick looks)")
     p.add_argument("--only", nargs="*", default=None, help="run only these config names (quick looks)")
+    p.add_argument("--before", type=Path, default=None, metavar="JSON",
+                   help="an earlier model's quality.json over the same pairs: report paired changes against it")
     p.add_argument("--convergence-study", type=int, default=0, metavar="N",
                    help="also run convergence_study() on the first N pairs (0: off); it goes in the JSON")
     args = p.parse_args(argv)
@@ -247,12 +256,16 @@ def main(argv: list[str] | None = None) -> None:
         adh = checker.adherence(list(imgs), prompts)
         row = adherence_row(adh, args.n)
         s = ssims(imgs, ref)
-        row["ssim_to_converged"], *ci = mean_interval(s)
-        row["ssim_95"] = ci
+        iv = verdict.t_interval(s)
+        row["ssim_to_converged"], row["ssim_95"] = iv.mean, [iv.low, iv.high]
+        row["per_pair_ssim"] = [round(float(x), 4) for x in s]
         row["ssim_share_ge_0.95"] = float(np.mean(s >= 0.95))
         row["seconds_for_all"] = round(time.perf_counter() - t0, 1)
         report["configs"][name] = row
-        print(name, json.dumps({k: v for k, v in row.items() if k != "per_pair_match"}), flush=True)
+        print(name, json.dumps({k: v for k, v in row.items() if not k.startswith("per_pair")}), flush=True)
+    if args.before is not None:
+        report["paired_change_vs_before"] = paired_changes(json.loads(args.before.read_text()), report)
+        print("paired change vs", args.before, json.dumps(report["paired_change_vs_before"]), flush=True)
     if args.convergence_study:
         k = args.convergence_study
         report["convergence_study"] = {"n": k, **convergence_study(pipe, prompts[:k], seeds[:k], args.batch)}
