@@ -64,15 +64,18 @@ def load(model: Path) -> StableDiffusionPipeline:
     return pipe
 
 
-def generate(pipe, spec: tuple[type, dict, int], prompts: list[str], seeds: list[int], batch: int) -> np.ndarray:
-    """uint8 images, one CPU generator per image, in batches of `batch` prompts."""
+def generate(pipe, spec: tuple[type, dict, int], prompts: list[str], seeds: list[int], batch: int,
+             guidance: float | None = None, timesteps: list[int] | None = None) -> np.ndarray:
+    """uint8 images, one CPU generator per image, in batches of `batch` prompts; at the lesson's guidance
+    unless told otherwise, and on a custom timestep grid in place of the spec's step count if given."""
     cls, overrides, steps = spec
     pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+    kw = {"timesteps": timesteps} if timesteps is not None else {"num_inference_steps": steps}
     out = []
     for i in range(0, len(prompts), batch):
         gens = [torch.Generator("cpu").manual_seed(s) for s in seeds[i : i + batch]]
-        imgs = pipe(prompts[i : i + batch], num_inference_steps=steps, guidance_scale=GUIDANCE,
-                    generator=gens, output_type="np").images
+        imgs = pipe(prompts[i : i + batch], guidance_scale=GUIDANCE if guidance is None else guidance,
+                    generator=gens, output_type="np", **kw).images
         out.append(np.clip(np.round(imgs * 255), 0, 255).astype(np.uint8))
     return np.concatenate(out)
 
@@ -143,19 +146,6 @@ def unet_forward_ms(unet, batch: int, reps: int = 50) -> float:
     return float(np.median(ts) * 1e3)
 
 
-def generate_at(pipe, prompts: list[str], seeds: list[int], batch: int, guidance: float,
-                steps: int | None = None, timesteps: list[int] | None = None) -> np.ndarray:
-    """DPMSolverMultistep (stock config) images at a given guidance, on a step count or a custom grid."""
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
-    out = []
-    for i in range(0, len(prompts), batch):
-        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds[i : i + batch]]
-        kw = {"timesteps": timesteps} if timesteps is not None else {"num_inference_steps": steps}
-        imgs = pipe(prompts[i : i + batch], guidance_scale=guidance, generator=gens, output_type="np", **kw).images
-        out.append(np.clip(np.round(imgs * 255), 0, 255).astype(np.uint8))
-    return np.concatenate(out)
-
-
 def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) -> dict:
     """Where DPM-Solver@20's distance to its converged image comes from (issue 14's convergence bar).
 
@@ -169,13 +159,14 @@ def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) ->
       7.5) against the RMS norm of the data's latents, and of cond - uncond. A guided prediction far off
       the data's scale is what a coarse first step has to integrate.
     """
+    dpm = REFERENCE[1]  # (stock DPMSolverMultistep; its step count is replaced below)
     fine = [int(t) for t in np.round(np.linspace(999, 0, 201))[:-1]]  # = DPM-Solver@200's linspace grid
     study: dict = {"steps_by_guidance": {}, "refined_regions": {}}
     for g in (1.0, 3.0, GUIDANCE):
-        ref = generate_at(pipe, prompts, seeds, batch, g, timesteps=fine)
+        ref = generate(pipe, dpm, prompts, seeds, batch, g, timesteps=fine)
         row = {}
         for steps in (10, 20, 25, 30, 50):
-            s = ssims(generate_at(pipe, prompts, seeds, batch, g, steps=steps), ref)
+            s = ssims(generate(pipe, (*dpm[:2], steps), prompts, seeds, batch, g), ref)
             row[f"@{steps}"] = {"mean_ssim": round(float(s.mean()), 4), "share_ge_0.95": round(float(np.mean(s >= 0.95)), 3)}
         study["steps_by_guidance"][f"guidance {g:g}"] = row
         print("convergence", g, json.dumps(row), flush=True)
@@ -183,7 +174,7 @@ def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) ->
     for name, (lo, hi) in {"none (stock 20 steps)": (2000, 2000), "t 700-999 refined": (700, 999),
                            "t 300-700 refined": (300, 700), "t 0-300 refined": (0, 300)}.items():
         grid = sorted({t for t in coarse if not lo <= t <= hi} | {t for t in fine if lo <= t <= hi}, reverse=True)
-        s = ssims(generate_at(pipe, prompts, seeds, batch, GUIDANCE, timesteps=grid), ref)
+        s = ssims(generate(pipe, dpm, prompts, seeds, batch, timesteps=grid), ref)
         study["refined_regions"][name] = {"steps": len(grid), "mean_ssim": round(float(s.mean()), 4),
                                           "share_ge_0.95": round(float(np.mean(s >= 0.95)), 3)}
         print("refined", name, json.dumps(study["refined_regions"][name]), flush=True)
