@@ -5,26 +5,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sampler_claims.atlas import AtlasPoint, calls_to_reach, pareto_front, run_atlas
+from sampler_claims.atlas import AtlasPoint, pareto_front, run_atlas
 from sampler_claims.quality import noise_per_image
-from sampler_claims.rules.beyond import DEFAULT, default_on_front, final_sigma_zero, gain_at_steps
-from sampler_claims.rules.exercise4 import DDIM, decoded_batch, noise_control
-from sampler_claims.schedulers import LABELS, SchedulerSpec
+from sampler_claims.rules.beyond import (
+    DEFAULT,
+    calls_to_reach_converged,
+    default_on_front,
+    final_sigma_zero,
+    gain_at_steps,
+)
+from sampler_claims.rules.exercise4 import decoded_batch, noise_control
+from sampler_claims.schedulers import DDIM, LABELS, SchedulerSpec
 from sampler_claims.verdict import t_interval
 
 pytestmark = pytest.mark.beyond
 
 
 @pytest.mark.claim("default-on-front")
-def test_default_on_front(claim, request, engine, roster, quality, quality_control):
+def test_default_on_front(claim, request, engine, roster, quality_claim):
     if not request.config.getoption("--atlas"):
         claim.skip("the sampler atlas is opt-in: run with --atlas (about 3-5 minutes on a 2-core CPU)")
-    control, good, _bad = quality_control
-    atlas = run_atlas(engine, roster, quality, good)
+    q = quality_claim
+    atlas = run_atlas(engine, roster, q.quality, q.good, claim.t("calls_grid", tuple))
     # The default itself, whatever step the grid landed DPM-Solver++ on (a cache hit: the roster already has it).
     g = engine.generate(roster.request(SchedulerSpec.of(DEFAULT[0]), DEFAULT[1]))
-    default = AtlasPoint(DEFAULT[0], DEFAULT[1], g.unet_calls, g.seconds, g.cpu_seconds, quality.scores(g))
-    claim.metric(atlas=atlas, default=default.as_dict(), control=control)
+    default = AtlasPoint(DEFAULT[0], DEFAULT[1], g.unet_calls, g.seconds, g.cpu_seconds, q.scores(g))
+    claim.metric(atlas=atlas, default=default.as_dict(), control=q.control)
     for cost, unit in (("calls", "U-Net calls per image"), ("seconds", "seconds per batch")):
         groups = {}
         for name in dict.fromkeys(p.scheduler for p in atlas.points):
@@ -34,12 +40,11 @@ def test_default_on_front(claim, request, engine, roster, quality, quality_contr
                 groups[LABELS.get(name, name)] = ([p.calls if cost == "calls" else p.seconds for p in pts],
                                                   [p.mean_score for p in pts])
         front = pareto_front(atlas.points, cost)
-        claim.scatter(f"{quality.metric} against {unit} ({len(roster)} seeds; dashed: Pareto front)", groups,
-                      xlabel=unit, ylabel=f"mean {quality.metric}", logx=True,
+        claim.scatter(f"{q.metric} against {unit} ({len(roster)} seeds; dashed: Pareto front)", groups,
+                      xlabel=unit, ylabel=f"mean {q.metric}", logx=True,
                       front=([p.calls if cost == "calls" else p.seconds for p in front],
                              [p.mean_score for p in front]))
-    ref = float(np.mean(quality.scores(good))) if control is not None else None
-    reach = calls_to_reach(atlas.points, 0.95 * ref) if ref else {}
+    reach = calls_to_reach_converged(atlas.points, q.scores(q.good) if q.control is not None else None)
     claim.table("The atlas: every compatible scheduler on the grid",
                 ["scheduler", "steps", "U-Net calls", "mean score", "SSIM to converged", "s / call", "calls to 95%"],
                 [[LABELS.get(p.scheduler, p.scheduler), p.steps, p.calls,
@@ -52,8 +57,8 @@ def test_default_on_front(claim, request, engine, roster, quality, quality_contr
     front = pareto_front(atlas.points)
     claim.key(f"{len({p.scheduler for p in atlas.points})} schedulers ran, {len(atlas.failed)} could not; "
               f"front by calls: " + ", ".join(p.label for p in front))
-    claim.decide(default_on_front(atlas, default, control, margin=quality.margin(claim.t("comparable_margin")),
-                                  missing=quality.missing))
+    claim.decide(default_on_front(atlas, default, q.control, margin=q.margin("comparable_margin"),
+                                  half_the_calls=claim.t("half_the_calls"), missing=q.quality.missing))
 
 
 @pytest.mark.claim("final-sigma-zero")
@@ -74,36 +79,34 @@ def test_final_sigma_zero(claim, engine, roster):
     claim.decide(final_sigma_zero(noise["sigma_min"], noise["zero"], control))
 
 
-def _gain(claim, engine, roster, quality, quality_control, option: str, base: dict, what: str):
+def _gain(claim, engine, roster, q, option: str, base: dict, what: str):
     """DPM-Solver++ with option=True against option=False (else the same config), at the claim's step counts."""
-    control, _good, _bad = quality_control
-    steps = claim.t("steps")
+    steps = claim.t("steps", tuple)
     with_ = {s: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", **{option: True}, **base), s))
              for s in steps}
     without = {s: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", **{option: False}, **base), s))
                for s in steps}
-    if control is None:
-        claim.decide(gain_at_steps({}, {}, None, what, missing=quality.missing))
-    sw = {s: quality.scores(g) for s, g in with_.items()}
-    so = {s: quality.scores(g) for s, g in without.items()}
+    if q.control is None:
+        claim.decide(gain_at_steps({}, {}, None, what, missing=q.quality.missing))
+    sw = {s: q.scores(g) for s, g in with_.items()}
+    so = {s: q.scores(g) for s, g in without.items()}
     gains = {s: t_interval([a - b for a, b in zip(sw[s], so[s])]) for s in steps}
-    claim.table(f"{quality.metric} with and without {what} (paired by seed)",
+    claim.table(f"{q.metric} with and without {what} (paired by seed)",
                 ["steps", "with", "without", "gain [95%]"],
                 [[s, round(float(np.mean(sw[s])), 4), round(float(np.mean(so[s])), 4),
                   f"{gains[s].mean:+.4f} [{gains[s].low:+.4f}, {gains[s].high:+.4f}]"] for s in steps])
-    claim.metric(gains=gains, control=control)
+    claim.metric(gains=gains, control=q.control)
     claim.key(", ".join(f"{s} steps {g.mean:+.3f}" for s, g in gains.items()) + f" score gain with {what}")
-    claim.decide(gain_at_steps(sw, so, control, what))
+    claim.decide(gain_at_steps(sw, so, q.control, what))
 
 
 @pytest.mark.claim("karras-sigmas-few-steps")
-def test_karras_sigmas_few_steps(claim, engine, roster, quality, quality_control):
-    _gain(claim, engine, roster, quality, quality_control, "use_karras_sigmas", {}, "Karras sigmas")
+def test_karras_sigmas_few_steps(claim, engine, roster, quality_claim):
+    _gain(claim, engine, roster, quality_claim, "use_karras_sigmas", {}, "Karras sigmas")
 
 
 @pytest.mark.claim("lower-order-final")
-def test_lower_order_final(claim, engine, roster, quality, quality_control):
+def test_lower_order_final(claim, engine, roster, quality_claim):
     # diffusers forces lower_order_final=True with final_sigmas_type='zero' (its default): compare at sigma_min.
-    _gain(claim, engine, roster, quality, quality_control, "lower_order_final", {"final_sigmas_type": "sigma_min"},
+    _gain(claim, engine, roster, quality_claim, "lower_order_final", {"final_sigmas_type": "sigma_min"},
           "lower_order_final")
-

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import referee_control, show_basis
+from sampler_claims.quality import match_rates
+from sampler_claims.timing import NO_GUIDANCE, timed_name
 from sampler_claims.rules.exercise1 import (
     LABELS,
     LESSON_SAMPLERS,
@@ -20,6 +21,7 @@ from sampler_claims.rules.exercise1 import (
     comparable_quality,
     different_paths,
     lesson_code_runs,
+    margin_position,
     measure_paths,
     measure_stock_ddpm,
     ode_margin_per_seed,
@@ -101,44 +103,37 @@ def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
 
 # ------------------------------------------------------------------------------------ comparable-quality
 @pytest.mark.claim("comparable-quality")
-def test_comparable_quality(claim, engine, roster, quality, quality_control, convergence):
+def test_comparable_quality(claim, engine, roster, quality_claim):
+    q = quality_claim
     gens = exercise1_batch(engine, roster)
-    control, good, bad = quality_control
-    scores = {LABELS[n]: quality.scores(g) for n, g in gens.items()}
     n = len(roster)
     shown = min(SHOWN_SEEDS, n)
-    margin = quality.margin(claim.t("comparable_margin"))
+    margin = q.margin("comparable_margin")
     side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, shown)
-    claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [bad.image(k) for k in range(shown)],
+    claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [q.bad.image(k) for k in range(shown)],
                  [f"DPM-Solver@5, seed {roster.seeds[k]}" for k in range(shown)])
-    if control is None:
-        claim.key(f"no validated quality metric on this model ({quality.mode})")
-        claim.decide(comparable_quality(scores, None, margin=margin, missing=quality.missing))
+
+    def rule(judge):
+        return comparable_quality({LABELS[k]: judge.scores(g) for k, g in gens.items()}, judge.control,
+                                  margin=judge.margin("comparable_margin"), missing=judge.missing)
+
+    q.decide_if_no_metric(rule)
+    scores = {LABELS[k]: q.scores(g) for k, g in gens.items()}
     diffs = pairwise_differences(scores)
-    matches = {LABELS[k]: quality.matches(g) for k, g in gens.items()} if quality.has_checker else None
-    claim.metric(seeds=n, quality_basis=quality.basis, metric=quality.metric, margin=margin, control=control,
-                 scores={k: v for k, v in scores.items()}, paired_differences=diffs,
-                 match_rate=None if matches is None else {k: sum(v) / len(v) for k, v in matches.items()})
-    if convergence is not None:
+    claim.metric(seeds=n, quality_basis=q.quality.basis, metric=q.metric, margin=margin, control=q.control,
+                 scores=scores, paired_differences=diffs, match_rate=match_rates(q.quality, gens, LABELS))
+    if q.convergence is not None:
         # The ODE half (DDIM@50, DPM-Solver@20): their distance to the converged solution from the same z_T.
-        ode = {LABELS[k]: convergence.distance(g, LABELS[k]) for k, g in gens.items() if k != "ddpm"}
-        claim.metric(convergence=convergence.as_dict(),
+        ode = {LABELS[k]: q.convergence.distance(g, LABELS[k]) for k, g in gens.items() if k != "ddpm"}
+        claim.metric(convergence=q.convergence.as_dict(),
                      ode_distance_to_reference={k: d.as_dict() for k, d in ode.items()})
-    referee, rv = quality.referee(), None
-    if referee is not None:
-        rs = {LABELS[k]: referee.checker_scores(g) for k, g in gens.items()}
-        rv = comparable_quality(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"))
-        claim.metric(referee=rv.as_dict())
-    show_basis(claim, quality, control, {"comparable": margin}, convergence, rv)
-    claim.table(f"{quality.metric} over {n} seeds, paired by seed (95% intervals)",
+    claim.table(f"{q.metric} over {n} seeds, paired by seed (95% intervals)",
                 ["pair", "mean difference", "95% interval", f"margin ±{margin:g}"],
-                [[p.replace("|", " − "), round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]",
-                  "inside" if -margin < iv.low and iv.high < margin
-                  else "outside" if iv.low >= margin or iv.high <= -margin
-                  else "straddles"] for p, iv in diffs.items()])
-    claim.key(" / ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in scores.items()) + f" mean {quality.metric}; "
-              "control " + ("separates" if control and control.separates else "does NOT separate"))
-    claim.decide(comparable_quality(scores, control, margin=margin))
+                [[p.replace("|", " − "), round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]", margin_position(iv, margin)]
+                 for p, iv in diffs.items()])
+    claim.key(" / ".join(f"{k} {sum(v) / len(v):.3f}" for k, v in scores.items()) + f" mean {q.metric}; "
+              "control " + ("separates" if q.control and q.control.separates else "does NOT separate"))
+    q.decide(rule, {"comparable": "comparable_margin"})
 
 
 # ------------------------------------------------------------------------------------ different-paths
@@ -192,9 +187,10 @@ def test_cfg_two_passes(claim, engine, prompts, timing_rounds):
     prompt, seed = prompts.single("exercise1")
     spec, steps = LESSON_SAMPLERS["ddim"]
     with_cfg = engine.generate(Request(spec, steps, (seed,), prompt, guidance=7.5))
-    without = engine.generate(Request(spec, steps, (seed,), prompt, guidance=1.0))
-    med = {k: sorted(timing_rounds.seconds(k))[timing_rounds.rounds // 2] for k in ("ddim@50", "ddim@50 guidance 1")}
-    c = cfg_counts(with_cfg, without, med["ddim@50"], med["ddim@50 guidance 1"])
+    without = engine.generate(Request(spec, steps, (seed,), prompt, guidance=NO_GUIDANCE))
+    timed = (timed_name(spec.name, steps), timed_name(spec.name, steps, NO_GUIDANCE))
+    med = [sorted(timing_rounds.seconds(k))[timing_rounds.rounds // 2] for k in timed]
+    c = cfg_counts(with_cfg, without, *med)
     claim.metric(cfg=c)
     claim.table("DDIM@50, one image: U-Net calls with guidance 7.5 and 1.0",
                 ["guidance", "U-Net calls", "batch per call", "samples evaluated", f"median {timing_rounds.clock} s"],

@@ -11,7 +11,7 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.engine import Request
-from sampler_claims.quality import match_rates, referee_control, show_basis
+from sampler_claims.quality import match_rates
 from sampler_claims.rules.exercise2 import (
     MODES,
     STEP_COUNT_CONFIGS,
@@ -28,17 +28,14 @@ from sampler_claims.rules.exercise2 import (
     measure_runs,
     noise_draws,
 )
-from sampler_claims.plugin import determinism_state
-from sampler_claims.schedulers import SchedulerSpec
-from sampler_claims.verdict import Verdict
+from sampler_claims.session import determinism_state
+from sampler_claims.schedulers import DDIM, DDPM, SchedulerSpec
 
 pytestmark = pytest.mark.exercise2
 
 #: The lesson's Exercise 2 setting: DDIM and DDPM straight from the stock config, 50 steps, 3 runs.
 STEPS = 50
 RUNS: int = registry.get("ddim-deterministic").t("runs")
-DDIM = SchedulerSpec.of("ddim")
-DDPM = SchedulerSpec.of("ddpm")
 
 
 def _request(prompts, spec: SchedulerSpec, *, eta: float = 0.0, fixed_zT: bool = False) -> Request:
@@ -106,8 +103,7 @@ def test_ddim_deterministic(claim, ddim_reseeded, settings):
     claim.metric(device=settings.device, dtype=settings.dtype_name, determinism=determinism_state())
     claim.key(f"DDIM re-seeded: {mean_diff(ddim_reseeded)} (on {settings.device}, {settings.dtype_name})")
     on = determinism_state()["deterministic_algorithms"]
-    claim.decide(Verdict(v.verdict, f"{v.reason} (device {settings.device}, dtype {settings.dtype_name}, "
-                                    f"deterministic algorithms on: {on})", v.numbers))
+    claim.decide(v.on(f"device {settings.device}, dtype {settings.dtype_name}, deterministic algorithms on: {on}"))
 
 
 @pytest.mark.claim("ddpm-stochastic")
@@ -162,30 +158,26 @@ def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
 
 # ------------------------------------------------------------------------------------ ddpm-50-step-count
 @pytest.mark.claim("ddpm-50-step-count")
-def test_ddpm_50_step_count(claim, engine, roster, quality, quality_control):
-    control, good, bad = quality_control
+def test_ddpm_50_step_count(claim, engine, roster, quality_claim):
+    q = quality_claim
     gens = {name: engine.generate(roster.request(spec, steps)) for name, (spec, steps) in STEP_COUNT_CONFIGS.items()}
-    scores = {name: quality.scores(g) for name, g in gens.items()}
-    margin = quality.margin(claim.t("comparable_margin"))
+    margin = q.margin("comparable_margin")
     shown = min(3, len(roster))
     claim.images(f"Same seeds: {', '.join(gens)}", [g.image(k) for k in range(shown) for g in gens.values()],
                  [f"{n}, seed {roster.seeds[k]}" for k in range(shown) for n in gens])
-    if control is None:
-        claim.key(f"no validated quality metric on this model ({quality.mode})")
-        claim.decide(ddpm_50_step_count(scores, None, margin=margin, missing=quality.missing))
+
+    def rule(judge):
+        return ddpm_50_step_count({n: judge.scores(g) for n, g in gens.items()}, judge.control,
+                                  margin=judge.margin("comparable_margin"),
+                                  step_effect_margin=judge.t("step_effect_margin"), missing=judge.missing)
+
+    q.decide_if_no_metric(rule)
+    scores = {name: q.scores(g) for name, g in gens.items()}
     means = {n: sum(v) / len(v) for n, v in scores.items()}
-    rates = match_rates(quality, gens)
-    claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=control, metric=quality.metric,
+    rates = match_rates(q.quality, gens)
+    claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=q.control, metric=q.metric,
                  margin=margin, match_rate=rates)
-    referee, rv = quality.referee(), None
-    if referee is not None:
-        rs = {n: referee.checker_scores(g) for n, g in gens.items()}
-        rv = ddpm_50_step_count(rs, referee_control(referee, good, bad), margin=claim.t("comparable_margin"),
-                                step_effect_margin=claim.t("step_effect_margin"))
-        claim.metric(referee=rv.as_dict())
-    show_basis(claim, quality, control, {"comparable": margin}, None, rv)
-    claim.table(f"Mean {quality.metric} over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
+    claim.table(f"Mean {q.metric} over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
                 [[n, round(means[n], 4), "n/a" if rates is None else round(rates[n], 3)] for n in gens])
     claim.key(" / ".join(f"{n} {m:.3f}" for n, m in means.items()))
-    claim.decide(ddpm_50_step_count(scores, control, margin=margin,
-                                    step_effect_margin=claim.t("step_effect_margin")))
+    q.decide(rule, {"comparable": "comparable_margin"})

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from sampler_claims.engine import Generation, Request
-from sampler_claims.quality import Roster, match_rates, referee_control, show_basis
+from sampler_claims.quality import Roster, match_rates
 from sampler_claims.rules.exercise4 import (
     DDIM,
     DDPM,
+    SOLVERS,
+    STEPS,
     Trace,
     adjacent_step,
     aliasing,
-    band_errors,
     callback_after_step,
     calls_per_step,
     clone_needed,
@@ -31,22 +32,19 @@ from sampler_claims.rules.exercise4 import (
     formula_adjacent,
     intermediates_noisier,
     late_steps,
+    measure_trajectories,
     measure_formula_gap,
     measure_late_steps,
     median_settling,
     noise_control,
     rises,
-    settling_steps,
-    ssim_series,
     trace,
-    trajectory_ok,
 )
-from sampler_claims.schedulers import SchedulerSpec, make_scheduler
+from sampler_claims.schedulers import make_scheduler
 from sampler_claims.verdict import all_of, t_interval
 
 pytestmark = pytest.mark.exercise4
 
-STEPS = 10  # the exercise's step count
 #: Shown as image rows in the evidence (all seeds enter the numbers).
 SHOWN_SEEDS = 4
 
@@ -99,26 +97,15 @@ def test_clone_needed(claim, traces):
 # ----------------------------------------------------------------------------------------- coarse-to-fine
 @pytest.mark.claim("coarse-to-fine")
 def test_coarse_to_fine(claim, engine, roster, traces):
-    dip, rel = claim.t("max_ssim_dip"), claim.t("settle_rel_error")
+    rel = claim.t("settle_rel_error")
     gens = roster_runs(engine, roster)
     n = len(roster)
-    curves, per_seed_settle, ok, errors = {}, {}, {}, {}
-    for name, gen in gens.items():
-        for what, label in (("steps", "z_t decoded"), ("x0", "x0 preview")):
-            key = f"{name} {label}"
-            arr = decoded_batch(engine, gen, what)  # [steps, seeds, H, W, 3]
-            rows = [ssim_series(arr[:, k], gen.images[k]) for k in range(n)]
-            settle = [settling_steps(arr[:, k], gen.images[k], rel) for k in range(n)]
-            curves[key] = [float(np.mean(col)) for col in zip(*rows)]
-            per_seed_settle[key] = settle
-            ok[key] = [trajectory_ok(r, s, dip) for r, s in zip(rows, settle)]
-            errors[key] = np.mean([band_errors(arr[:, k], gen.images[k]) for k in range(n)], axis=0)
+    m = measure_trajectories(engine, gens, max_dip=claim.t("max_ssim_dip"), settle_rel_error=rel)
     main = "DDIM z_t decoded"
-    verdict = coarse_to_fine(ok[main], typical_share=claim.t("typical_share"))
-    settle = {k: median_settling(v, STEPS) for k, v in per_seed_settle.items()}
-    claim.metric(seeds=n, mean_ssim_to_final=curves, seeds_ok={k: sum(v) for k, v in ok.items()},
-                 median_band_settling_step=settle, band_settling_step_per_seed=per_seed_settle,
-                 mean_curve_rises={k: rises(c, dip) for k, c in curves.items()},
+    settle = {k: median_settling(v, STEPS) for k, v in m.settling.items()}
+    claim.metric(seeds=n, mean_ssim_to_final=m.curves, seeds_ok={k: sum(v) for k, v in m.ok.items()},
+                 median_band_settling_step=settle, band_settling_step_per_seed=m.settling,
+                 mean_curve_rises={k: rises(c, claim.t("max_ssim_dip")) for k, c in m.curves.items()},
                  coarse_first_of_medians={k: coarse_first(s)[0] for k, s in settle.items()})
     for name, tr in traces.items():
         claim.images(f"{name} at {STEPS} steps, seed {tr.generation.request.seeds[0]}: decoded z_t after each step",
@@ -126,49 +113,48 @@ def test_coarse_to_fine(claim, engine, roster, traces):
         claim.images(f"{name} at {STEPS} steps, seed {tr.generation.request.seeds[0]}: x0 preview at each step",
                      list(tr.decoded("x0")), [f"{name} x0 @ step {i + 1}" for i in range(STEPS)])
     steps = list(range(1, STEPS + 1))
-    claim.series(f"SSIM to the final image after each step (mean over {n} seeds)", steps, curves,
+    claim.series(f"SSIM to the final image after each step (mean over {n} seeds)", steps, m.curves,
                  xlabel="step", ylabel="SSIM")
-    e = errors[main]
+    e = m.errors[main]
     claim.series(f"DDIM z_t: band error energy / final's band energy (mean over {n} seeds)", steps,
                  {"low": list(e[0]), "mid": list(e[1]), "high": list(e[2]), f"settled (≤ {rel})": [rel] * STEPS},
                  xlabel="step", ylabel="relative band error", logy=True)
     claim.table("Seeds whose trajectory rises smoothly and settles coarse-first (only DDIM z_t decides)",
-                ["trajectory", "seeds", "share"], [[k, f"{sum(v)}/{n}", round(sum(v) / n, 3)] for k, v in ok.items()])
-    claim.key(f"DDIM z_t smooth and coarse-first in {sum(ok[main])}/{n} seeds; median settling low/mid/high "
+                ["trajectory", "seeds", "share"], [[k, f"{sum(v)}/{n}", round(sum(v) / n, 3)] for k, v in m.ok.items()])
+    claim.key(f"DDIM z_t smooth and coarse-first in {sum(m.ok[main])}/{n} seeds; median settling low/mid/high "
               f"{settle[main]}")
-    claim.decide(verdict)
+    claim.decide(coarse_to_fine(m.ok[main], typical_share=claim.t("typical_share")))
 
 
 # ----------------------------------------------------------------------------------------- ddpm-10-worse
 @pytest.mark.claim("ddpm-10-worse")
-def test_ddpm_10_worse(claim, engine, roster, quality, quality_control):
-    control, good, bad = quality_control
+def test_ddpm_10_worse(claim, engine, roster, quality_claim):
+    q = quality_claim
     gens = roster_runs(engine, roster)
     shown = min(SHOWN_SEEDS, len(roster))
-    margin = quality.margin(claim.t("much_worse_margin"))
-    rows = {"DDIM@10": gens["DDIM"], "DDPM@10": gens["DDPM"], "DPM-Solver@5 (control)": bad}
+    margin = q.margin("much_worse_margin")
+    rows = {"DDIM@10": gens["DDIM"], "DDPM@10": gens["DDPM"], "DPM-Solver@5 (control)": q.bad}
     claim.images("Finals: DDIM@10 (top), DDPM@10 (middle), control DPM-Solver@5 (bottom)",
                  [g.image(i) for g in rows.values() for i in range(shown)],
                  [f"{n}, seed {roster.seeds[i]}" for n in rows for i in range(shown)])
-    if control is None:
-        claim.key(f"no validated quality metric on this model ({quality.mode})")
-        claim.decide(ddpm_10_worse([], [], None, margin=margin, missing=quality.missing))
-    s = {n: quality.scores(g) for n, g in rows.items()}
-    m = match_rates(quality, rows)
+
+    def rule(judge):
+        if judge.control is None:
+            return ddpm_10_worse([], [], None, margin=judge.margin("much_worse_margin"), missing=judge.missing)
+        return ddpm_10_worse(judge.scores(rows["DDIM@10"]), judge.scores(rows["DDPM@10"]), judge.control,
+                             margin=judge.margin("much_worse_margin"))
+
+    q.decide_if_no_metric(rule)
+    s = {n: q.scores(g) for n, g in rows.items()}
+    m = match_rates(q.quality, rows)
     gap = t_interval([a - b for a, b in zip(s["DDIM@10"], s["DDPM@10"])])
     claim.metric(seeds=len(roster), mean_score={n: float(np.mean(v)) for n, v in s.items()}, match_rate=m,
-                 gap=gap, control=control, metric=quality.metric, margin=margin)
-    referee, rv = quality.referee(), None
-    if referee is not None:
-        rv = ddpm_10_worse(referee.checker_scores(rows["DDIM@10"]), referee.checker_scores(rows["DDPM@10"]),
-                           referee_control(referee, good, bad), margin=claim.t("much_worse_margin"))
-        claim.metric(referee=rv.as_dict())
-    show_basis(claim, quality, control, {"much worse": margin}, None, rv)
-    claim.table("Finals", ["sampler", f"mean {quality.metric}", "match rate"],
+                 gap=gap, control=q.control, metric=q.metric, margin=margin)
+    claim.table("Finals", ["sampler", f"mean {q.metric}", "match rate"],
                 [[n, round(float(np.mean(s[n])), 4), "n/a" if m is None else round(m[n], 3)] for n in rows])
-    claim.key(f"{quality.metric} DDIM@10 − DDPM@10 {gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}] (much worse: "
+    claim.key(f"{q.metric} DDIM@10 − DDPM@10 {gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}] (much worse: "
               f"≥ {margin:g})" + ("" if m is None else f"; match {m['DDIM@10']:.2f} vs {m['DDPM@10']:.2f}"))
-    claim.decide(ddpm_10_worse(s["DDIM@10"], s["DDPM@10"], control, margin=margin))
+    q.decide(rule, {"much worse": "much_worse_margin"})
 
 
 # ----------------------------------------------------------------------------------------- ddpm-intermediates-noisier
@@ -192,15 +178,11 @@ def test_ddpm_intermediates_noisier(claim, engine, roster):
 
 
 # ----------------------------------------------------------------------------------------- ddpm-formula-adjacent
-def _ddpm(cfg):
-    return make_scheduler(SchedulerSpec.of("ddpm"), cfg)[0]
-
-
 @pytest.mark.claim("ddpm-formula-adjacent")
 def test_ddpm_formula_adjacent(claim, engine):
     cfg = engine.stock_config
     g = measure_formula_gap(cfg, STEPS)
-    adj = measure_formula_gap(cfg, STEPS, ddpm=lambda c: adjacent_step(_ddpm(c)))
+    adj = measure_formula_gap(cfg, STEPS, ddpm=lambda c: adjacent_step(make_scheduler(DDPM, c)[0]))
     last_mean, last_std = final_step_with_alpha_one(cfg, STEPS)
     rtol = claim.t("rtol")
     claim.metric(timesteps=g.timesteps, gaps=g.gaps, mean_rel=g.mean_rel, std_rel=g.std_rel,
@@ -219,13 +201,6 @@ def test_ddpm_formula_adjacent(claim, engine):
 
 
 # ----------------------------------------------------------------------------------------- dpm-multi-point
-SOLVERS = {
-    "DPMSolverMultistep": SchedulerSpec.of("dpm-solver"),
-    "DPMSolverSinglestep": SchedulerSpec.of("dpm-solver-single"),
-    "HeunDiscrete": SchedulerSpec.of("heun"),
-}
-
-
 @pytest.mark.claim("dpm-multi-point")
 def test_dpm_multi_point(claim, engine, prompts):
     prompt, seed = prompts.single("exercise3")

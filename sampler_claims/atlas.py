@@ -19,10 +19,6 @@ from .metrics import ssim
 from .quality import Quality, Roster
 from .schedulers import LABELS, STOCHASTIC, SchedulerSpec, make_scheduler, short_name
 
-#: U-Net calls per image the atlas aims at (the lesson's 20-30-step default sits between 20 and 50).
-GRID = (5, 10, 20, 50)
-
-
 @dataclass
 class AtlasPoint:
     scheduler: str
@@ -76,7 +72,7 @@ def steps_for(engine: Engine, spec: SchedulerSpec, prompt: str, seed: int, calls
     return max(1, int(round((calls - fixed) / per_step)))
 
 
-def run_atlas(engine: Engine, roster: Roster, quality: Quality, reference: Any, grid: tuple[int, ...] = GRID) -> Atlas:
+def run_atlas(engine: Engine, roster: Roster, quality: Quality, reference: Any, grid: tuple[int, ...]) -> Atlas:
     """Every compatible scheduler at every grid point over the roster; `reference` is the converged generation
     (same roster) that deterministic samplers' convergence is measured against."""
     atlas = Atlas(reference=reference.request.label)

@@ -6,15 +6,15 @@ Two distances per seed:
 - latent MSE: mean squared difference of the final latents (Generation.latents), before the VAE;
 - SSIM of the decoded images (uint8, as everywhere in the suite).
 
-The reference is DPM-Solver++ at 200 steps (registry CONVERGENCE_REFERENCE). It is only a reference if
+The reference is DPM-Solver++ at 200 steps (the claim's `convergence_reference`). It is only a reference if
 it is itself converged, so each run checks that (`reference_check`): per seed, the RMS latent distance of
-the reference to a coarser solution (DPM-Solver++@100) over that of the known-bad DPM-Solver++@5, with
-its 95% interval at or under registry CONVERGED_RATIO. A reference that fails the check makes every
+the reference to a coarser solution (DPM-Solver++@100) over that of the known-bad DPM-Solver++@5 (the
+claim's `reference_check`), with its 95% interval at or under its `converged_ratio`. A reference that fails the check makes every
 convergence statement inconclusive (`gated_reference`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +23,8 @@ import torch
 
 from .engine import Generation
 from .metrics import ssim
+from .registry import Control, Run
 from .verdict import Separation, Verdict, at_most, inconclusive, separation, t_interval
-
-#: The reference and the two solutions its check compares it with (registry CONVERGENCE_REFERENCE).
-REFERENCE_STEPS = 200
-COARSER_STEPS = 100
-BAD_STEPS = 5
-#: The control of the convergence metric: DPM-Solver++@20 (good) against @5 (bad), as issue 11 asks.
-CONTROL_GOOD_STEPS, CONTROL_BAD_STEPS = 20, 5
-
 
 def latent_mse(latents: torch.Tensor, reference: torch.Tensor) -> list[float]:
     """Per seed: mean squared difference of final latents k and reference k (same z_T)."""
@@ -123,11 +116,6 @@ def gated_reference(check: ReferenceCheck | None, verdict: Verdict) -> Verdict:
     return Verdict(verdict.verdict, f"{verdict.reason} [reference check: {check}]", nums, verdict.seeds_needed)
 
 
-def curve(gens: Mapping[int, Generation], reference: Generation) -> dict[int, Distance]:
-    """Distance to the reference of every step count (the convergence curve)."""
-    return {s: distance(g, reference, f"{s} steps") for s, g in sorted(gens.items())}
-
-
 def ranks_in_order(values: Sequence[float], lower_is_better: bool) -> bool:
     """True when the values improve strictly along the sequence (e.g. 5 < 10 < 20 steps)."""
     v = [-x for x in values] if lower_is_better else list(values)
@@ -141,7 +129,7 @@ class Basis:
     reference: Generation
     check: ReferenceCheck
     control: Separation
-    reference_label: str = f"DPM-Solver@{REFERENCE_STEPS}"
+    reference_label: str
 
     def distance(self, gen: Generation, label: str = "") -> Distance:
         return distance(gen, self.reference, label)
@@ -151,17 +139,15 @@ class Basis:
                 "control": self.control.as_dict()}
 
 
-def basis(engine: Any, roster: Any, *, bound: float, reference_steps: int = REFERENCE_STEPS) -> Basis:
-    """Generate (or take from the cache) what the convergence metric needs over the roster and check it."""
+def basis(engine: Any, roster: Any, *, reference: Run, check: Control, pair: Control, bound: float) -> Basis:
+    """Generate (or take from the cache) what the convergence metric needs over the roster and check it:
+    the `reference`, the two solutions of its own `check`, and the metric's control `pair`."""
     from .schedulers import SchedulerSpec
 
-    dpm = SchedulerSpec.of("dpm-solver")
-    gens = {s: engine.generate(roster.request(dpm, s))
-            for s in {reference_steps, COARSER_STEPS, BAD_STEPS, CONTROL_GOOD_STEPS}}
-    ref = gens[reference_steps]
-    check = reference_check(ref, gens[COARSER_STEPS], gens[BAD_STEPS], bound=bound,
-                            labels=(f"DPM-Solver@{reference_steps}", f"DPM-Solver@{COARSER_STEPS}",
-                                    f"DPM-Solver@{BAD_STEPS}"))
-    sep = control(gens[CONTROL_GOOD_STEPS], gens[CONTROL_BAD_STEPS], ref, f"DPM-Solver@{CONTROL_GOOD_STEPS}",
-                  f"DPM-Solver@{CONTROL_BAD_STEPS}")
-    return Basis(ref, check, sep, f"DPM-Solver@{reference_steps}")
+    runs = {reference, check.good_run, check.bad_run, pair.good_run, pair.bad_run}
+    gens = {r: engine.generate(roster.request(SchedulerSpec.of(r.sampler), r.steps)) for r in runs}
+    ref = gens[reference]
+    result = reference_check(ref, gens[check.good_run], gens[check.bad_run], bound=bound,
+                             labels=(reference.label, check.good_run.label, check.bad_run.label))
+    return Basis(ref, result, control(gens[pair.good_run], gens[pair.bad_run], ref, pair.good_run.label,
+                                      pair.bad_run.label), reference.label)

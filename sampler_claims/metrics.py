@@ -1,18 +1,15 @@
 """The measurements verdicts rest on, each small and tested on synthetic images.
 
-SSIM, residual noise and sharpness come from scikit-image and intervals from SciPy; this module only
+SSIM and residual noise come from scikit-image (intervals live in sampler_claims.verdict); this module only
 fixes the arguments (data range, channel axis) so that every claim measures the same way.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
-from skimage.filters import laplace
 from skimage.metrics import structural_similarity
 from skimage.restoration import estimate_sigma
 
@@ -75,49 +72,6 @@ def residual_noise(image: np.ndarray) -> float:
     return float(estimate_sigma(_u8(image).astype(np.float64), channel_axis=-1, average_sigmas=True))
 
 
-def sharpness(image: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey image (0..1): higher is sharper (or noisier)."""
-    grey = _u8(image).astype(np.float64).mean(axis=-1) / 255.0
-    return float(laplace(grey).var())
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean with a 95% interval and the sample size behind it."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"mean": round(self.mean, 4), "ci95": [round(self.low, 4), round(self.high, 4)], "n": self.n}
-
-    def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n})"
-
-
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Estimate:
-    """Student-t interval of the mean (a single value gets a zero-width interval)."""
-    x = np.asarray(values, dtype=np.float64)
-    n = int(x.size)
-    if n == 0:
-        raise ValueError("mean_ci of no values")
-    m = float(x.mean())
-    if n == 1 or float(x.std()) == 0.0:
-        return Estimate(m, m, m, n)
-    lo, hi = stats.t.interval(confidence, n - 1, loc=m, scale=stats.sem(x))
-    return Estimate(m, float(lo), float(hi), n)
-
-
-def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> Estimate:
-    """Wilson interval of a proportion, e.g. the share of images the checker accepts."""
-    if n == 0:
-        raise ValueError("proportion_ci of no trials")
-    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return Estimate(successes / n, float(ci.low), float(ci.high), n)
-
-
 def guard(images: np.ndarray, latents: torch.Tensor | None, label: str) -> None:
     """Fail loudly on NaN/inf latents or blank images, naming the configuration that made them."""
     if latents is not None and not torch.isfinite(latents).all():
@@ -158,13 +112,3 @@ def band_settling(series: Sequence[np.ndarray], final: np.ndarray, rel: float, b
                 break
         settled.append(idx)
     return settled
-
-
-def r_squared(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares line y = a + b x: (a, b, R^2), via scipy.stats.linregress."""
-    fit = stats.linregress(np.asarray(x, float), np.asarray(y, float))
-    return float(fit.intercept), float(fit.slope), float(fit.rvalue**2)
-
-
-def finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,7 +45,6 @@ class Settings:
     deterministic: bool = False
     offload: bool = False
     size: int | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -118,10 +117,10 @@ def resolve_device(arg: str, worker: str | None = None) -> str:
     return arg
 
 
-def resolve_dtype(arg: str, device: str) -> tuple[str, tuple[str, ...]]:
+def resolve_dtype(arg: str, device: str) -> str:
     """fp16 on CUDA, fp32 elsewhere; fp16 on the CPU is refused (slow, and some CPU kernels lack it)."""
     if arg == "auto":
-        return ("float16" if device.startswith("cuda") else "float32"), ()
+        return "float16" if device.startswith("cuda") else "float32"
     if arg not in DTYPES:
         raise SettingsError(f"--dtype {arg!r} is not one of auto, {', '.join(DTYPES)}")
     if arg == "float16" and device == "cpu":
@@ -129,7 +128,7 @@ def resolve_dtype(arg: str, device: str) -> tuple[str, tuple[str, ...]]:
             "--dtype float16 is refused on the CPU: half precision there is slow and not all kernels have it; "
             "use --dtype float32 (or auto, which picks float32 on the CPU and float16 on CUDA)"
         )
-    return arg, ()
+    return arg
 
 
 def is_pipeline_folder(path: Path) -> bool:
@@ -285,7 +284,7 @@ def resolve(
         raise SettingsError(f"--timing-rounds must be at least 2 (one round has no interval), got {timing_rounds}; "
                             "try --timing-rounds 4")
     dev = resolve_device(device, worker)
-    dtype_name, notes = resolve_dtype(dtype, dev)
+    dtype_name = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
         raise SettingsError("--offload moves models between CPU and GPU and needs --device cuda; drop --offload")
     if size is not None and (size < 8 or size % 8):
@@ -302,5 +301,5 @@ def resolve(
     return Settings(
         model_arg=model, model_kind=kind, model_source=source, model_reason=reason, device=dev,
         dtype_name=dtype_name, seeds=seeds, report_path=report_path, deterministic=deterministic,
-        offload=offload, size=size, notes=notes, seed_base=seed_base, timing_rounds=timing_rounds,
+        offload=offload, size=size, seed_base=seed_base, timing_rounds=timing_rounds,
     )

@@ -1,14 +1,12 @@
-"""The pytest plugin: options, the session object, fixtures, outcome capture and the report at the end.
+"""The pytest plugin: hooks and fixtures only. The session object they share lives in sampler_claims.session.
 
-Settings are resolved once in pytest_configure (bad input is a usage error there), the pipeline is
-loaded lazily once per session, and the report is written in pytest_sessionfinish, on the controller
-only, whatever happened to the tests.
+Settings are resolved once in pytest_configure (bad input is a usage error there, options are checked by
+their `type=` parsers), the pipeline is loaded lazily once per session, the report is written in
+pytest_sessionfinish on the controller only, whatever happened to the tests, and its summary is printed in
+pytest_terminal_summary.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import platform
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,114 +15,14 @@ import torch
 
 from . import options, registry
 from .engine import Engine
-from .models import LoadedModel, ModelLoadError, load
+from .models import LoadedModel
 from .options import Settings, SettingsError
 from .prompts import Prompts
 from .quality import QUALITY_MODES, Quality, Roster
+from .quality_claim import QualityClaim
 from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
+from .session import SESSION_KEY, ClaimsSession
 from .timing import Rounds, session_rounds
-
-SESSION_KEY = pytest.StashKey["ClaimsSession"]()
-
-
-class ClaimsSession:
-    """Built once in pytest_configure: settings, results, and the model and engine once loaded."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.results = Results(settings.model_kind)
-        self.started = time.time()
-        self._model: LoadedModel | None = None
-        self._engine: Engine | None = None
-        self._load_error: str | None = None
-        #: --quality and --clip-model (issue 11): which metric the quality claims use.
-        self.quality_arg = "auto"
-        self.clip_arg = "auto"
-        self._quality: Quality | None = None
-        self._control: Any = None
-        self._convergence: Any = None
-
-    @property
-    def quality_mode(self) -> str:
-        """auto = the checker where the model has one (the embedded model), else CLIP score."""
-        if self.quality_arg != "auto":
-            return self.quality_arg
-        return "checker" if self.settings.model_kind == "tiny" else "clip"
-
-    def quality(self) -> Quality:
-        if self._quality is None:
-            has_checker = self.settings.model_kind == "tiny"
-            if self.quality_mode == "checker":
-                self._quality = Quality(has_checker=has_checker)
-            else:
-                from . import clip as clip_mod
-
-                source = clip_mod.resolve_source(self.clip_arg, self.settings.model_kind)
-                try:
-                    scorer = clip_mod.load_clip(source, self.settings.device)
-                except clip_mod.ClipUnavailable as exc:
-                    self._quality = Quality(has_checker, "clip", clip_error=str(exc).replace("\n", " "))
-                else:
-                    self._quality = Quality(has_checker, "clip", clip=scorer,
-                                            clip_per_wrong_attribute=registry.clip_scale(scorer.name))
-        return self._quality
-
-    def model(self) -> LoadedModel:
-        if self._load_error:
-            pytest.fail(self._load_error, pytrace=False)
-        if self._model is None:
-            try:
-                self._model = load(self.settings)
-            except ModelLoadError as exc:
-                self._load_error = str(exc)
-                pytest.fail(self._load_error, pytrace=False)
-        return self._model
-
-    def engine(self) -> Engine:
-        if self._engine is None:
-            m = self.model()
-            self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
-                                  device=self.settings.device)
-        return self._engine
-
-    def environment(self) -> dict[str, Any]:
-        import diffusers
-
-        s = self.settings
-        env: dict[str, Any] = {
-            "model": s.model_kind, "model_source": s.model_source, "model_reason": s.model_reason,
-            "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds, "seed_base": s.seed_base,
-            "timing_rounds": s.timing_rounds, "quality": self.quality_mode, "clip_model": self.clip_arg,
-            "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
-            "offload": s.offload, "size": self._model.size if self._model else s.size,
-            "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
-            "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.time() - self.started, 2),
-        }
-        if self._model is not None:
-            env["load_seconds"] = round(self._model.load_seconds, 3)
-        if self._quality is not None:
-            env["quality_basis"] = self._quality.basis
-        if self._engine is not None:
-            env["generation_cache"] = dict(self._engine.stats)
-        ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
-        if ran:
-            env["workers"] = dict(sorted(ran.items()))
-        return env
-
-
-def determinism_state() -> dict[str, Any]:
-    import os
-
-    return {
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "cudnn_deterministic": torch.backends.cudnn.deterministic,
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-    }
 
 
 # --------------------------------------------------------------------------- options
@@ -175,13 +73,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accelerate's model CPU offload, for GPUs under 8 GB (default: off)")
     group.addoption("--size", action="store", default=None, type=int, metavar="PX",
                     help="image side in pixels (default: the model's native size)")
-    group.addoption("--threads", action="store", default=None, type=int, metavar="N",
+    group.addoption("--threads", action="store", default=None, type=options.positive_int, metavar="N",
                     help="torch CPU threads (default: 1 on the CPU, torch's own choice elsewhere): on a shared "
                          "2-core machine 2 threads made step times vary up to 50x (spin-waits under contention)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claim(id): the test decides (part of) the claim with this id")
+    config.addinivalue_line("markers", "negative_of(*ids): the test is a negative control of these claims' rules "
+                                       "(checked at collection: every claim has one)")
     if config.getoption("help", default=False):
         return
     if config.getoption("--deterministic", default=False):
@@ -199,9 +99,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = ClaimsSession(settings)
-    config.stash[SESSION_KEY].quality_arg = config.getoption("--quality", default="auto") or "auto"
-    config.stash[SESSION_KEY].clip_arg = config.getoption("--clip-model", default="auto") or "auto"
+    config.stash[SESSION_KEY] = ClaimsSession(settings, config.getoption("--quality", default="auto") or "auto",
+                                              config.getoption("--clip-model", default="auto") or "auto")
     old = config.getoption("--claims-compare", default=None)
     if old:
         from .compare import CompareError, load
@@ -215,8 +114,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_id(config) is None:
         config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results), "sampler-claims-outcomes")
     threads = config.getoption("--threads", default=None)
-    if threads is not None and threads < 1:
-        raise pytest.UsageError(f"--threads must be at least 1, got {threads}")
     if threads is not None or settings.device == "cpu":
         torch.set_num_threads(threads or 1)
 
@@ -286,27 +183,13 @@ def quality(claim: ClaimRecorder, claims_session: ClaimsSession) -> Quality:
 
 
 @pytest.fixture
-def quality_control(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, quality: Quality,
-                    roster: Roster):  # noqa: ANN201
-    """(Separation or None, converged DPM-Solver@200, DPM-Solver@5): the run's one check of the quality metric,
-    computed once (after `claim`, so random weights skip before generating anything)."""
-    if claims_session._control is None:
-        claims_session._control = quality.control(engine, roster)
-    return claims_session._control
-
-
-@pytest.fixture
-def convergence(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, roster: Roster,
-                quality: Quality):  # noqa: ANN201
-    """On the CLIP path (SD 1.5's): the convergence basis (reference DPM-Solver@200, its own check, the latent-MSE
-    control), computed once; None on the checker path."""
-    if quality.mode != "clip":
-        return None
-    if claims_session._convergence is None:
-        from .convergence import basis
-
-        claims_session._convergence = basis(engine, roster, bound=registry.CONVERGED_RATIO.value)
-    return claims_session._convergence
+def quality_claim(claim: ClaimRecorder, claims_session: ClaimsSession, engine: Engine, roster: Roster) -> QualityClaim:
+    """A quality claim's metric, its control and (on the CLIP path) the convergence basis, as the claim's registry
+    entry names them: each computed once per session and value (after `claim`, so random weights skip before
+    generating anything)."""
+    control, good, bad = claims_session.quality_control(claim.claim, engine, roster)
+    return QualityClaim(claim, claims_session.quality(), control, good, bad, claim.t("quality_control"),
+                        claims_session.convergence(claim.claim, engine, roster))
 
 
 @pytest.fixture
@@ -360,6 +243,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group marks added here (pytest < 9)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    from .negatives import MODULE_PREFIX, problems
+
+    modules = {id(m): m for m in (getattr(it, "module", None) for it in items)
+               if m is not None and m.__name__.rsplit(".", 1)[-1].startswith(MODULE_PREFIX)}
+    wrong = problems(modules.values())
+    if wrong:
+        raise pytest.UsageError("negative controls (@pytest.mark.negative_of):\n  " + "\n  ".join(wrong))
     if SESSION_KEY not in config.stash:
         return
     results = config.stash[SESSION_KEY].results
@@ -452,6 +342,7 @@ class OutcomeCollector:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the report (controller only), and fail the run on a changed verdict under --claims-fail-on-change."""
     config = session.config
     if hasattr(config, "workerinput"):  # xdist workers never write the report
         return
@@ -462,21 +353,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     cs.results.environment = cs.environment()
     cs.results.environment["exitstatus"] = int(exitstatus)
-    paths = write_report(cs.results, cs.settings.report_path, config=config)
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        counts = ", ".join(f"{n} {v}" for v, n in cs.results.counts().items() if n)
-        reporter.write_sep("-", f"claims: {counts}")
-        comp = cs.results.comparison
-        if comp is not None:
-            reporter.write_line(f"claims compared with {comp.old_path}: {len(comp.changed)} verdict(s) changed, "
-                                f"{len(comp.moved)} interval(s) moved, {len(comp.environment)} environment "
-                                "difference(s)")
-            for c in comp.changed:
-                reporter.write_line(f"  {c['id']}: {c['old']} -> {c['new']}")
-        for p in paths:
-            reporter.write_line(f"claims report: {p}")
-        if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
-            reporter.write_line(f"--claims-fail-on-change: {len(comp.decided_changes)} decided verdict(s) changed",
-                                red=True)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    cs.report_paths = write_report(cs.results, cs.settings.report_path, config=config)
+    comp = cs.results.comparison
+    if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The verdict counts, the comparison with an earlier run and where the report is."""
+    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
+    if cs is None or not cs.report_paths:
+        return
+    reporter = terminalreporter
+    counts = ", ".join(f"{n} {v}" for v, n in cs.results.counts().items() if n)
+    reporter.write_sep("-", f"claims: {counts}")
+    comp = cs.results.comparison
+    if comp is not None:
+        reporter.write_line(f"claims compared with {comp.old_path}: {len(comp.changed)} verdict(s) changed, "
+                            f"{len(comp.moved)} interval(s) moved, {len(comp.environment)} environment "
+                            "difference(s)")
+        for c in comp.changed:
+            reporter.write_line(f"  {c['id']}: {c['old']} -> {c['new']}")
+    for p in cs.report_paths:
+        reporter.write_line(f"claims report: {p}")
+    if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
+        reporter.write_line(f"--claims-fail-on-change: {len(comp.decided_changes)} decided verdict(s) changed",
+                            red=True)

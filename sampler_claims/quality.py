@@ -3,37 +3,33 @@
 Two metrics, one per path (`--quality {auto,checker,clip}`):
 - checker: the embedded model's world has an independent checker (sampler_claims.tinyshapes.checker)
   that reads shape and colours from pixels; its continuous per-image score is paired by seed. Its control:
-  DPM-Solver@200 (known good) against DPM-Solver@5 (known bad).
+  DPM-Solver@200 (known good) against DPM-Solver@5 (known bad) (registry QUALITY_CONTROL).
 - clip: CLIP score (sampler_claims.clip), the measure of Hugging Face's evaluation guide and the path
-  Stable Diffusion 1.5 takes. Its control: DPM-Solver@20 against DPM-Solver@5 (issue 11). On the embedded
+  Stable Diffusion 1.5 takes. Its control: DPM-Solver@20 against DPM-Solver@5, a tighter control than the
+  checker's (registry CLIP_CONTROL). On the embedded
   model `--quality clip` runs exactly that path with the world's tiny CLIP, and the checker referees it.
 
 Margins are stated in "wrong attributes per image" (registry.SCORE_PER_WRONG_ATTRIBUTE for the checker,
 registry.CLIP_PER_WRONG_ATTRIBUTE for each CLIP), so one argument gives the margin on either scale.
 
 Every quality claim decides only through `gated(control, ...)`: the score must separate its known-good
-case from its known-bad control on the same seeds in the same run.
+case from its known-bad control on the same seeds in the same run. The controls' samplers and step counts are
+read from each claim's registry entry (`quality_control`, `clip_control`), never fixed here.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .engine import Engine, Generation, Request
-from .metrics import residual_noise, sharpness
+from .metrics import residual_noise
+from .registry import CLIP_CONTROL, Control
 from .schedulers import SchedulerSpec
 from .verdict import Separation, separation
 
 QUALITY_MODES = ("auto", "checker", "clip")
 
-#: The control pair of every quality claim (registry QUALITY_CONTROL).
-CONTROL_SPEC = SchedulerSpec.of("dpm-solver")
-CONTROL_GOOD_STEPS = 200
-CONTROL_BAD_STEPS = 5
-#: The CLIP score's control (issue 11): DPM-Solver@20 (good) against DPM-Solver@5 (bad).
-CLIP_GOOD_STEPS = 20
 NO_CHECKER = ("no validated quality metric on this model: the embedded model's checker only reads its own "
               "shapes world, and a reference-free proxy (noise, sharpness) was never shown to separate a good "
               "sampler from a bad one; run on the embedded model (--model tiny) for a quality verdict")
@@ -71,6 +67,8 @@ class Quality:
         self.clip_per_wrong_attribute = clip_per_wrong_attribute
         self._cache: dict[int, tuple[Generation, list]] = {}
         self._clip_cache: dict[int, tuple[Generation, list[float]]] = {}
+        #: The CLIP score's control as last run (control()); before that, the registry's shared one.
+        self.clip_control: Control = CLIP_CONTROL.value
 
     @property
     def available(self) -> bool:
@@ -95,7 +93,7 @@ class Quality:
             if self.clip is None:
                 return self.missing
             return (f"CLIP score (100 x cosine of {self.clip.name} image and text embeddings, clipped at 0), paired "
-                    f"by seed; control DPM-Solver@{CLIP_GOOD_STEPS} vs DPM-Solver@{CONTROL_BAD_STEPS}")
+                    f"by seed; control {self.clip_control.good_run.label} vs {self.clip_control.bad_run.label}")
         return ("checker score (tiny world: shape IoU and two colour scores, each 0..1), paired by seed"
                 if self.has_checker else NO_CHECKER)
 
@@ -148,26 +146,28 @@ class Quality:
 
         return checker.adherence(list(gen.images), gen.request.prompts)["per_image"]
 
-    def control(self, engine: Engine, roster: Roster) -> tuple[Separation | None, Generation, Generation]:
+    def control(self, engine: Engine, roster: Roster, checker: Control,
+                clip: Control) -> tuple[Separation | None, Generation, Generation]:
         """The quality control of this run, and the converged reference and the bad generation.
 
-        checker: does the score separate DPM-Solver@200 from DPM-Solver@5? clip: DPM-Solver@20 from
-        DPM-Solver@5 (issue 11). The second element is always the converged DPM-Solver@200 (the reference
-        the claims compare with), the third DPM-Solver@5.
+        checker: does the score separate `checker`'s good from its bad (DPM-Solver@200 from @5)? clip: `clip`'s
+        good from its bad (DPM-Solver@20 from @5). The second element is always `checker`'s good generation (the
+        converged reference the claims compare with), the third its bad one.
         """
-        good = engine.generate(roster.request(CONTROL_SPEC, CONTROL_GOOD_STEPS))
-        bad = engine.generate(roster.request(CONTROL_SPEC, CONTROL_BAD_STEPS))
+        good = engine.generate(roster.request(SchedulerSpec.of(checker.sampler), checker.good))
+        bad = engine.generate(roster.request(SchedulerSpec.of(checker.sampler), checker.bad))
         if self.mode == "clip":
+            self.clip_control = clip
             if self.clip is None:
                 return None, good, bad
-            mid = engine.generate(roster.request(CONTROL_SPEC, CLIP_GOOD_STEPS))
-            return separation(self.metric, self.clip_scores(mid), self.clip_scores(bad),
-                              f"DPM-Solver@{CLIP_GOOD_STEPS}", f"DPM-Solver@{CONTROL_BAD_STEPS}"), good, bad
+            mid = engine.generate(roster.request(SchedulerSpec.of(clip.sampler), clip.good))
+            low = engine.generate(roster.request(SchedulerSpec.of(clip.sampler), clip.bad))
+            return separation(self.metric, self.clip_scores(mid), self.clip_scores(low), clip.good_run.label,
+                              clip.bad_run.label), good, bad
         g, b = self.scores(good), self.scores(bad)
         if g is None or b is None:
             return None, good, bad
-        return separation("checker score", g, b, f"DPM-Solver@{CONTROL_GOOD_STEPS}",
-                          f"DPM-Solver@{CONTROL_BAD_STEPS}"), good, bad
+        return separation("checker score", g, b, checker.good_run.label, checker.bad_run.label), good, bad
 
     def referee(self) -> "Quality | None":
         """Under clip on a model with a checker: the checker, sharing this object's caches, as the referee."""
@@ -183,23 +183,20 @@ def noise_per_image(images: np.ndarray) -> list[float]:
     return [residual_noise(im) for im in images]
 
 
-def sharpness_per_image(images: Sequence[np.ndarray]) -> list[float]:
-    return [sharpness(im) for im in images]
-
-
-def referee_control(referee: Quality, good: Generation, bad: Generation) -> Separation | None:
-    """The checker's own control (DPM-Solver@200 against @5) when it referees the CLIP path."""
+def referee_control(referee: Quality, good: Generation, bad: Generation, checker: Control) -> Separation | None:
+    """The checker's own control (`checker`: DPM-Solver@200 against @5) when it referees the CLIP path."""
     g, b = referee.checker_scores(good), referee.checker_scores(bad)
     if g is None or b is None:
         return None
-    return separation("checker score", g, b, f"DPM-Solver@{CONTROL_GOOD_STEPS}", f"DPM-Solver@{CONTROL_BAD_STEPS}")
+    return separation("checker score", g, b, checker.good_run.label, checker.bad_run.label)
 
 
-def match_rates(quality: Quality, gens: dict) -> dict[str, float] | None:
-    """The checker's match rate per generation, where the model has a checker."""
+def match_rates(quality: Quality, gens: dict, labels: dict[str, str] | None = None) -> dict[str, float] | None:
+    """The checker's match rate per generation (keyed by `labels[name]` when given), where the model has a
+    checker."""
     if not quality.has_checker:
         return None
-    return {n: sum(quality.matches(g)) / len(g.request.seeds) for n, g in gens.items()}
+    return {(labels or {}).get(n, n): sum(quality.matches(g)) / len(g.request.seeds) for n, g in gens.items()}
 
 
 def show_basis(claim: object, quality: Quality, control: Separation | None, margins: dict[str, float],

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from .verdict import CONFIRMED, REFUTED, VERDICTS  # noqa: F401 - VERDICTS is re-exported
+
+V = TypeVar("V")
 
 EXERCISES = {"Exercise 1": "exercise1", "Exercise 2": "exercise2", "Exercise 3": "exercise3",
              "Exercise 4": "exercise4", "Takeaways": "takeaways", "Beyond the lesson": "beyond"}
@@ -26,6 +28,37 @@ EXERCISES = {"Exercise 1": "exercise1", "Exercise 2": "exercise2", "Exercise 3":
 class Threshold:
     value: Any
     why: str
+
+
+class Run(NamedTuple):
+    """One configuration a claim generates: a scheduler by short name (sampler_claims.schedulers) at `steps`."""
+
+    sampler: str
+    steps: int
+
+    @property
+    def label(self) -> str:
+        """As the report names it, e.g. 'DPM-Solver@200'."""
+        from .schedulers import LABELS
+
+        return f"{LABELS[self.sampler]}@{self.steps}"
+
+
+class Control(NamedTuple):
+    """A metric's control: the same sampler at `good` steps (known good) against `bad` steps (known bad),
+    paired by seed in the same run. A tuple, so claims.json shows it as [sampler, good, bad]."""
+
+    sampler: str
+    good: int
+    bad: int
+
+    @property
+    def good_run(self) -> Run:
+        return Run(self.sampler, self.good)
+
+    @property
+    def bad_run(self) -> Run:
+        return Run(self.sampler, self.bad)
 
 
 # ------------------------------------------------------------------------------------------ shared margins
@@ -41,13 +74,14 @@ MUCH_WORSE = Threshold(0.15, "'much worse' / 'garbled': a mean score lower by at
                              "comparable margin: one wrong attribute in three images of five (0.25 x 0.6)")
 INDISTINCT_SSIM = Threshold(0.95, "'nearly indistinguishable': SSIM of at least 0.95 between two images of the "
                                   "same seed, the level at which image-compression practice calls two "
-                                  "images visually near-identical; also issue 14's convergence margin")
-QUALITY_CONTROL = Threshold(("dpm-solver", 200, 5), "the quality metric decides only after it separates the "
+                                  "images visually near-identical; also the margin of the embedded model's "
+                                  "convergence study (scripts/evaluate_tiny.py)")
+QUALITY_CONTROL = Threshold(Control("dpm-solver", 200, 5), "the quality metric decides only after it separates the "
                                                     "converged DPM-Solver@200 (known good) from DPM-Solver@5 "
                                                     "(known bad: the lesson's 'garbled') on the same seeds, "
                                                     "paired, in the same run")
 
-# ------------------------------------------------------------------------------------ CLIP score (issue 11)
+# ------------------------------------------------------------------ CLIP score (Stable Diffusion 1.5's path)
 #: The CLIP score's scale, per CLIP, in the checker's units: the CLIP-score drop (0..100 scale) of one
 #: attribute wrong. Margins on the CLIP path are the checker's margins counted in wrong attributes per
 #: image (COMPARABLE = 0.2, MUCH_WORSE = 0.6 wrong attributes per image) times this drop
@@ -71,14 +105,14 @@ def clip_scale(clip_name: str) -> float:
     return CLIP_PER_WRONG_ATTRIBUTE.get(clip_name, CLIP_DEFAULT_SCALE)
 
 
-CLIP_CONTROL = Threshold(("dpm-solver", 20, 5), "on the CLIP path the score decides only after it separates "
-                                                "DPM-Solver@20 (the lesson's 'good') from DPM-Solver@5 (its "
-                                                "'garbled') on the same seeds in the same run: a tighter control "
-                                                "than 200 against 5 (issue 11)")
+CLIP_CONTROL = Threshold(Control("dpm-solver", 20, 5), "on the CLIP path the score decides only after it separates "
+                                                       "DPM-Solver@20 (the lesson's 'good') from DPM-Solver@5 (its "
+                                                       "'garbled') on the same seeds in the same run: a tighter "
+                                                       "control than 200 against 5")
 
-# ------------------------------------------------------------------------------- convergence (issue 11)
+# ------------------------------------------------- convergence to a reference (the CLIP path's second metric)
 CONVERGENCE_REFERENCE = Threshold(
-    ("dpm-solver", 200),
+    Run("dpm-solver", 200),
     "the converged solution of the ODE samplers (same z_T) is DPM-Solver++ at 200 steps: the DPM-Solver++ paper "
     "measures convergence on Stable Diffusion against a high-step solution; DPM-Solver++ is a second-order "
     "multistep solver, so at 200 steps (h ~ 1/200 of the log-SNR range) its discretisation error is ~(5/200)^2 = "
@@ -90,10 +124,20 @@ CONVERGED_RATIO = Threshold(
     "at most 1/20 of its distance to DPM-Solver++@5 (95% interval at or under 0.05). Second-order error ~h^2 "
     "predicts (5/100)^2 = 1/400; the bound allows 20x for the first-order final step and guidance. A reference "
     "that fails it (e.g. DPM-Solver++@10 posing as one) makes every statement against it inconclusive")
+REFERENCE_CHECK = Threshold(
+    Control("dpm-solver", 100, 5),
+    "what the reference's own check (converged_ratio) compares it with: the coarser DPM-Solver++@100 (near) and the "
+    "known-bad DPM-Solver++@5 (far), paired by seed")
 CONVERGENCE_CONTROL = Threshold(
-    ("dpm-solver", 20, 5),
+    Control("dpm-solver", 20, 5),
     "latent MSE to the reference counts only after it separates DPM-Solver@20 from DPM-Solver@5 (20 closer), "
     "paired by seed, in the same run")
+
+#: What every quality claim reads (its metric's control on each path), and what every claim that compares with the
+#: converged reference reads, so that the session runs exactly what these entries say.
+QUALITY = {"quality_control": QUALITY_CONTROL, "clip_control": CLIP_CONTROL}
+CONVERGENCE = {"convergence_reference": CONVERGENCE_REFERENCE, "converged_ratio": CONVERGED_RATIO,
+               "reference_check": REFERENCE_CHECK, "convergence_control": CONVERGENCE_CONTROL}
 
 #: How the default --seeds was sized (power, not hope). An equivalence at margin m is confirmed with 80%
 #: power at a true paired difference delta when n = ((z_0.975 + z_0.8) * sd / (m - |delta|))^2
@@ -143,9 +187,18 @@ class Claim:
             return self.group_override
         return {"timing": "timing", "statistical": "roster"}.get(self.kind, self.module)
 
-    def t(self, name: str) -> Any:
-        """The value of one of this claim's thresholds."""
-        return self.thresholds[name].value
+    def t(self, name: str, kind: type[V] | None = None) -> V:
+        """The value of one of this claim's thresholds: the one accessor every rule, fixture and the timing read
+        numbers, step counts, samplers and grids through. An unknown name raises KeyError listing the names
+        this claim has (at import, for a module that reads it there); `kind` checks the value's type."""
+        try:
+            value = self.thresholds[name].value
+        except KeyError:
+            raise KeyError(f"claim {self.id!r} has no threshold {name!r}; it has: "
+                           f"{', '.join(self.thresholds) or 'none'}") from None
+        if kind is not None and not isinstance(value, kind):
+            raise TypeError(f"claim {self.id!r}: threshold {name!r} is {value!r}, not a {kind.__name__}")
+        return value
 
     def expects(self, model_kind: str) -> str:
         return self.expected.get(model_kind, self.expected.get("*", CONFIRMED))
@@ -183,8 +236,7 @@ def _claims() -> list[Claim]:
             "interval of each paired difference against the comparable margin",
             "likely confirmed",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
-                        "clip_control": CLIP_CONTROL, "convergence_reference": CONVERGENCE_REFERENCE},
+            thresholds={"comparable_margin": COMPARABLE, **QUALITY, **CONVERGENCE},
         ),
         Claim(
             "different-paths", "Exercise 1",
@@ -282,8 +334,7 @@ def _claims() -> list[Claim]:
             "comparable margin",
             "open: the DDIM paper's Table 1 at S=50 has eta=0 at FID 4.67 and eta=1 at 8.01",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
-                        "clip_control": CLIP_CONTROL,
+            thresholds={"comparable_margin": COMPARABLE, **QUALITY,
                         "step_effect_margin": T(0.0, "'lower quality' at 50 steps: any drop the interval can tell "
                                                      "from zero")},
         ),
@@ -303,11 +354,8 @@ def _claims() -> list[Claim]:
                 "good_margin": T(COMPARABLE.value, "'good' at 20 steps: no worse than converged by the comparable "
                                                    "margin (one-sided: being better is fine)"),
                 "indistinct_min_ssim": INDISTINCT_SSIM,
-                "quality_control": QUALITY_CONTROL,
-                "clip_control": CLIP_CONTROL,
-                "convergence_reference": CONVERGENCE_REFERENCE,
-                "converged_ratio": CONVERGED_RATIO,
-                "convergence_control": CONVERGENCE_CONTROL,
+                **QUALITY,
+                **CONVERGENCE,
             },
             expected={"tiny": REFUTED},
             expected_why="embedded model: DPM-Solver is not converged at 20 steps (its 50-200-step images reach "
@@ -334,9 +382,7 @@ def _claims() -> list[Claim]:
             "(one-sided: 200 must not be better by the margin or more)",
             "likely confirmed on SD 1.5; check on the embedded model",
             kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
-                        "clip_control": CLIP_CONTROL, "convergence_reference": CONVERGENCE_REFERENCE,
-                        "converged_ratio": CONVERGED_RATIO},
+            thresholds={"comparable_margin": COMPARABLE, **QUALITY, **CONVERGENCE},
         ),
         # ---------------- Exercise 4 ----------------
         Claim(
@@ -378,8 +424,7 @@ def _claims() -> list[Claim]:
             "checker score of the finals paired by seed: DDIM@10 - DDPM@10 against the much-worse margin",
             "likely confirmed",
             kind="statistical", needs_trained_model=True,
-            thresholds={"much_worse_margin": MUCH_WORSE, "quality_control": QUALITY_CONTROL,
-                        "clip_control": CLIP_CONTROL},
+            thresholds={"much_worse_margin": MUCH_WORSE, **QUALITY},
             expected={"tiny": REFUTED},
             expected_why="embedded model: DDPM@10 is worse than DDIM@10 but not by the much-worse margin: its "
                          "misses are soft colour errors (score gap ~0.07-0.09, interval under 0.15)",
@@ -436,10 +481,10 @@ def _claims() -> list[Claim]:
                 "comparable_margin": COMPARABLE,
                 "max_time_share": T(0.10, "a default worth recommending over DDPM@1000 costs at most a tenth of its "
                                           "time (the lesson's own figure is 1/50)"),
-                "quality_control": QUALITY_CONTROL,
-                "clip_control": CLIP_CONTROL,
-                "convergence_reference": CONVERGENCE_REFERENCE,
-                "converged_ratio": CONVERGED_RATIO,
+                "steps": T((20, 25), "the lesson's 20-30-step range at the two step counts the grid of Exercise 3 "
+                                     "does not already hold together: 20 and 25"),
+                **QUALITY,
+                **CONVERGENCE,
             },
         ),
         # ---------------- Beyond the lesson ----------------
@@ -451,8 +496,10 @@ def _claims() -> list[Claim]:
             "the default's calls or fewer is not worse than DPM-Solver++@20's by the comparable margin",
             "open",
             kind="statistical", needs_trained_model=True, group_override="roster",
-            thresholds={"comparable_margin": COMPARABLE, "quality_control": QUALITY_CONTROL,
-                        "half_the_calls": T(0.5, "the issue's test: the same quality with at most half the calls")},
+            thresholds={"comparable_margin": COMPARABLE, **QUALITY,
+                        "half_the_calls": T(0.5, "the claim's test: the same quality with at most half the calls"),
+                        "calls_grid": T((5, 10, 20, 50), "the atlas's grid of U-Net calls per image: the lesson's "
+                                                         "step counts up to 50")},
             expected={"tiny": REFUTED},
             expected_why="embedded model: DDIM at 10 calls reaches DPM-Solver++@20's checker score (paired gap "
                          "+0.05 [+0.00, +0.11], the margin is -0.05): on this model DDIM, not DPM-Solver++, is "
@@ -474,7 +521,7 @@ def _claims() -> list[Claim]:
             "open",
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T((5, 10), "'10 steps or fewer': the two ends of that range on the lesson's grid"),
-                        "quality_control": QUALITY_CONTROL},
+                        **QUALITY},
             expected={"tiny": REFUTED},
             expected_why="embedded model: Karras sigmas lower the checker score at 5 steps (paired gain -0.31 "
                          "[-0.43, -0.19]) and do not raise it at 10",
@@ -487,7 +534,7 @@ def _claims() -> list[Claim]:
             "open",
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T((5, 8, 10), "below diffusers' 15-step cut-off for lower_order_final"),
-                        "quality_control": QUALITY_CONTROL},
+                        **QUALITY},
         ),
     ]
 

@@ -81,9 +81,6 @@ class ClaimRecord:
             return "skipped", skipped[0].get("message", "skipped")
         return "inconclusive", "no test recorded a verdict"
 
-    def key_number(self) -> str:
-        return str(self.metrics.get("key", ""))
-
 
 class ClaimRecorder:
     """The `claim` fixture: one claim's metrics, evidence and verdict, as a test records them."""

@@ -83,6 +83,17 @@ class SchedulerSpec:
         return LABELS[self.name] + (f" ({extra})" if extra else "")
 
 
+#: The schedulers the lesson's claims name, defined once (claims that vary a setting build their own spec).
+DDPM = SchedulerSpec.of("ddpm")
+#: DDPM at 1000 steps needs trailing spacing with SD 1.5's stock config (diffusers #10003, lesson-code-runs).
+DDPM_TRAILING = SchedulerSpec.of("ddpm", timestep_spacing="trailing")
+DDIM = SchedulerSpec.of("ddim")
+DPM = SchedulerSpec.of("dpm-solver")
+#: The lesson's three configurations of Exercise 1 by short name: (scheduler, steps).
+LESSON_SAMPLERS: dict[str, tuple[SchedulerSpec, int]] = {"ddpm": (DDPM_TRAILING, 1000), "ddim": (DDIM, 50),
+                                                         "dpm-solver": (DPM, 20)}
+
+
 def make_scheduler(spec: SchedulerSpec, stock_config: Any) -> tuple[SchedulerMixin, dict[str, Any]]:
     """The scheduler and the exact config it was made from (stock values plus the overrides)."""
     cls = SCHEDULERS[spec.name]

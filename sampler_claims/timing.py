@@ -24,24 +24,39 @@ from typing import Any
 import pytest
 
 from .engine import Engine, Request
-from .schedulers import SchedulerSpec
+from .schedulers import DPM, LESSON_SAMPLERS
 
 DEFAULT_ROUNDS = 4
+#: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
+NO_GUIDANCE = 1.0
 
-DPM = SchedulerSpec.of("dpm-solver")
-DDIM = SchedulerSpec.of("ddim")
-#: DDPM at 1000 steps needs trailing spacing with SD's stock config (diffusers #10003, lesson-code-runs).
-DDPM_1000 = SchedulerSpec.of("ddpm", timestep_spacing="trailing")
-GRID = (5, 10, 20, 50, 100, 200)
+
+def timed_name(sampler: str, steps: int, guidance: float | None = None) -> str:
+    """The name a timed configuration has in the rounds and in benchmarks.json, e.g. 'dpm@20', 'ddim@50 guidance 1'."""
+    short = {"dpm-solver": "dpm"}.get(sampler, sampler)
+    return f"{short}@{steps}" + ("" if guidance is None else f" guidance {guidance:g}")
 
 
 def timed_configs(prompt: str, seed: int) -> dict[str, Request]:
-    """Every configuration any timing claim reads, one seed each, by name."""
-    out = {f"dpm@{s}": Request(DPM, s, (seed,), prompt) for s in (*GRID, 25)}
-    out["ddim@50"] = Request(DDIM, 50, (seed,), prompt)
-    out["ddim@50 guidance 1"] = Request(DDIM, 50, (seed,), prompt, guidance=1.0)
-    out["ddpm@1000"] = Request(DDPM_1000, 1000, (seed,), prompt)
+    """Every configuration any timing claim reads, one seed each, by name: DPM-Solver over linear-time's
+    `step_counts` and recommended-default's `steps`, and the lesson's three samplers of Exercise 1 (DDIM@50 also
+    without guidance). Read from the registry when called, so the rounds time what the registry says."""
+    from .registry import get
+
+    grid = get("linear-time").t("step_counts", tuple)
+    dpm_steps = (*grid, *(s for s in get("recommended-default").t("steps", tuple) if s not in grid))
+    out = {timed_name(DPM.name, s): Request(DPM, s, (seed,), prompt) for s in dpm_steps}
+    ddim, ddim_steps = LESSON_SAMPLERS["ddim"]
+    out[timed_name(ddim.name, ddim_steps)] = Request(ddim, ddim_steps, (seed,), prompt)
+    out[timed_name(ddim.name, ddim_steps, NO_GUIDANCE)] = Request(ddim, ddim_steps, (seed,), prompt,
+                                                                  guidance=NO_GUIDANCE)
+    for spec, steps in (LESSON_SAMPLERS["ddpm"], LESSON_SAMPLERS["dpm-solver"]):
+        out.setdefault(timed_name(spec.name, steps), Request(spec, steps, (seed,), prompt))
     return out
+
+
+#: The timed configuration of each lesson sampler, by the lesson's short name (speedup reads these).
+LESSON_TIMED = {n: timed_name(spec.name, steps) for n, (spec, steps) in LESSON_SAMPLERS.items()}
 
 
 @dataclass

@@ -110,15 +110,15 @@ class Verdict:
     def decided(self) -> bool:
         return self.verdict in (CONFIRMED, REFUTED)
 
-    @property
-    def lesson_holds(self) -> bool | None:
-        return {CONFIRMED: True, REFUTED: False}.get(self.verdict)
-
     def as_dict(self) -> dict[str, Any]:
         out = {"verdict": self.verdict, "reason": self.reason, "numbers": self.numbers}
         if self.seeds_needed is not None:
             out["seeds_needed"] = self.seeds_needed
         return out
+
+    def on(self, setting: str) -> "Verdict":
+        """The same verdict with the setting it holds for (device, dtype, ...) after its reason."""
+        return Verdict(self.verdict, f"{self.reason} ({setting})", self.numbers, self.seeds_needed)
 
     def named(self, name: str) -> "Verdict":
         """The same verdict with its reason prefixed by the statement it decides."""
@@ -225,6 +225,14 @@ def all_of(parts: Iterable[Verdict], what: str = "") -> Verdict:
         return Verdict(INCONCLUSIVE, lead + "; ".join(p.reason for p in undecided) + _others(parts, undecided),
                        numbers, max(need) if need else None)
     return Verdict(CONFIRMED, lead + "; ".join(p.reason for p in parts), numbers)
+
+
+def unless_clocks_disagree(main: Verdict, wall: Verdict, why: str) -> Verdict:
+    """A timing verdict on the deciding clock, unless wall time decides the opposite way: then inconclusive,
+    saying `why`. A busy machine can make a timing claim inconclusive, never flip it."""
+    if main.decided and wall.decided and main.verdict != wall.verdict:
+        return Verdict(INCONCLUSIVE, why, main.numbers)
+    return main
 
 
 def _others(parts: list[Verdict], shown: list[Verdict]) -> str:

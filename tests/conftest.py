@@ -6,12 +6,16 @@ import pytest
 from sampler_claims.engine import Engine
 from sampler_claims.models import dummy_pipeline
 
-
-
-
 @pytest.fixture(scope="session")
 def dummy_pipe():
     return dummy_pipeline()
+
+
+@pytest.fixture
+def engine(dummy_pipe) -> Engine:
+    """The negative controls' engine: guard off, because a broken sampler may make flat images and the rule, not
+    the guard, must catch it. Over the random pipeline, so it overrides the plugin's engine for tests/."""
+    return Engine(dummy_pipe, model_key="dummy", size=16, device="cpu", check=False)
 
 
 @pytest.fixture

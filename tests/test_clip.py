@@ -1,4 +1,4 @@
-"""CLIP score (sampler_claims/clip.py) and the CLIP path's negative controls (issue 11).
+"""CLIP score (sampler_claims/clip.py) and the CLIP path's negative controls: the metric of Stable Diffusion 1.5's quality path.
 
 No openai/clip-* weights are ever available here, so every CLIP is built in code, saved with
 save_pretrained into a temporary folder and loaded back through the same `load_clip` that loads
@@ -125,7 +125,7 @@ def test_a_clip_stub_blind_to_the_image_cannot_pass_its_control(clip_folder):
     q = Quality(True, "clip", clip=_stub(clip_folder), clip_per_wrong_attribute=2.5)
     batch = dataset.sample(5, 8)
     roster = Roster(tuple(batch.captions), tuple(range(8)))
-    control, good, bad = q.control(_FakeEngine(), roster)
+    control, good, bad = q.control(_FakeEngine(), roster, registry.QUALITY_CONTROL.value, registry.CLIP_CONTROL.value)
     assert control is not None and not control.separates
     s = q.scores(good)
     m = q.margin(registry.COMPARABLE.value)

@@ -1,5 +1,5 @@
 """Convergence to a reference (sampler_claims/convergence.py) and its negative control: a reference that is not
-converged is caught, and every statement against it becomes inconclusive (issue 11)."""
+converged is caught, and every statement against it becomes inconclusive (the CLIP path's second metric)."""
 from __future__ import annotations
 
 from types import SimpleNamespace

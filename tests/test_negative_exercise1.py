@@ -12,7 +12,7 @@ import torch
 
 from negative_support import PROMPT, SEED, STEPS, rounds, scores, shifted
 from sampler_claims import registry
-from sampler_claims.engine import Engine, Request
+from sampler_claims.engine import Request
 from sampler_claims.rules.exercise1 import (
     CfgCounts,
     StockRun,
@@ -38,13 +38,8 @@ T = {cid: registry.get(cid) for cid in registry.CLAIMS}
 DDIM = SchedulerSpec.of("ddim")
 
 
-@pytest.fixture
-def engine(dummy_pipe) -> Engine:
-    """Guard off: a broken sampler may make flat images, and the rule, not the guard, must catch it."""
-    return Engine(dummy_pipe, model_key="dummy", size=16, device="cpu", check=False)
-
-
 # ------------------------------------------------------------------------------ same-weights
+@pytest.mark.negative_of("same-weights")
 def test_same_weights_fails_when_sampling_changes_the_unet() -> None:
     """A 'scheduler swap' that nudges one U-Net weight must break the same-weights rule."""
     from sampler_claims.models import dummy_pipeline
@@ -60,6 +55,7 @@ def test_same_weights_fails_when_sampling_changes_the_unet() -> None:
 
 
 # ------------------------------------------------------------------------------ lesson-code-runs
+@pytest.mark.negative_of("lesson-code-runs")
 def test_lesson_code_runs_rule_follows_the_run(engine):
     broken = measure_stock_ddpm(engine, PROMPT, SEED, steps=1000)  # fails at its first step: cheap
     fine = measure_stock_ddpm(engine, PROMPT, SEED, steps=STEPS)
@@ -68,6 +64,7 @@ def test_lesson_code_runs_rule_follows_the_run(engine):
     assert fine.ran and lesson_code_runs(fine).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("lesson-code-runs")
 def test_any_other_failure_is_an_error_not_a_refutation():
     oom = StockRun(1000, {"timestep_spacing": "leading", "steps_offset": 1}, 1000, 1000, "OutOfMemoryError",
                    "CUDA out of memory", 1)
@@ -83,12 +80,14 @@ MARGIN = T["comparable-quality"].t("comparable_margin")
 CONTROL = separation("score", scores(0.85), scores(0.55, seed=9), "DPM-Solver@200", "DPM-Solver@5")
 
 
+@pytest.mark.negative_of("comparable-quality")
 def test_comparable_quality_confirms_samplers_of_equal_quality():
     base = scores(0.85)
     s = {"DDPM@1000": shifted(base, 0.0, seed=1), "DDIM@50": shifted(base, 0.0, seed=2), "DPM@20": base}
     assert comparable_quality(s, CONTROL, margin=MARGIN).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("comparable-quality")
 def test_comparable_quality_refutes_a_sampler_30_points_worse():
     base = scores(0.85)
     s = {"DDPM@1000": base, "DDIM@50": shifted(base, 0.0), "DPM@20": shifted(base, -0.30)}
@@ -96,6 +95,7 @@ def test_comparable_quality_refutes_a_sampler_30_points_worse():
     assert v.verdict == REFUTED and "DPM@20" in v.reason
 
 
+@pytest.mark.negative_of("comparable-quality")
 def test_comparable_quality_is_inconclusive_when_the_metric_fails_its_control():
     base = scores(0.85)
     blind = separation("score", base, shifted(base, 0.0, sd=0.05), "good", "bad")
@@ -104,11 +104,13 @@ def test_comparable_quality_is_inconclusive_when_the_metric_fails_its_control():
     assert v.verdict == INCONCLUSIVE and "failed its control" in v.reason
 
 
+@pytest.mark.negative_of("comparable-quality")
 def test_comparable_quality_without_a_checker_is_inconclusive():
     v = comparable_quality({"a": None, "b": None}, None, margin=MARGIN, missing="no checker here")
     assert v.verdict == INCONCLUSIVE and "no checker" in v.reason
 
 
+@pytest.mark.negative_of("comparable-quality")
 def test_comparable_quality_on_real_scores_of_rendered_images():
     """The real checker on the world's renderer: correct renders are comparable; renders of the wrong
     prompts (good pictures, wrong content) are not, and the control separates blank images."""
@@ -134,6 +136,7 @@ def _images(n: int = 6) -> dict[str, np.ndarray]:
             for i, k in enumerate(("ddpm", "ddim", "x"))}
 
 
+@pytest.mark.negative_of("different-paths")
 def test_different_paths_rule():
     im = _images()
     seeds = list(range(len(im["ddim"])))
@@ -150,6 +153,7 @@ def test_different_paths_rule():
     assert v.verdict == REFUTED, v.reason
 
 
+@pytest.mark.negative_of("different-paths")
 def test_different_paths_on_one_sampler_three_times(engine):
     """The real pipeline, one scheduler under all three names: the rule must see identical images."""
     gen = engine.generate(Request(DDIM, STEPS, (SEED, SEED + 1), PROMPT))
@@ -169,11 +173,13 @@ def _speedup(per_call: float, overhead: float, *, jitter: float = 0.01, n: int =
     return speedup(speedup_analysis(rounds(secs, CALLS)), c.t("lesson_factor"), about_factor=c.t("about_factor"))
 
 
+@pytest.mark.negative_of("speedup")
 def test_speedup_confirms_time_linear_in_calls_with_small_overhead():
     assert _speedup(0.01, 0.005).verdict == CONFIRMED
 
 
 @pytest.mark.parametrize("law", ["equal", "quadratic", "overhead-dominated"])
+@pytest.mark.negative_of("speedup")
 def test_speedup_refutes_time_not_driven_by_calls(law):
     f = {"equal": lambda c: 1.0, "quadratic": lambda c: 1e-5 * c * c,
          "overhead-dominated": lambda c: 5.0 + 0.01 * c}[law]
@@ -181,11 +187,13 @@ def test_speedup_refutes_time_not_driven_by_calls(law):
     assert v.verdict == REFUTED, v.reason
 
 
+@pytest.mark.negative_of("speedup")
 def test_speedup_under_heavy_noise_is_inconclusive_not_refuted():
     v = _speedup(0.01, 0.005, jitter=0.6, n=3)
     assert v.verdict == INCONCLUSIVE, v.reason
 
 
+@pytest.mark.negative_of("speedup")
 def test_speedup_analysis_recovers_the_overhead():
     secs = {k: [0.3 + 0.002 * c] * 3 for k, c in CALLS.items()}
     s = speedup_analysis(rounds(secs, CALLS))
@@ -194,11 +202,13 @@ def test_speedup_analysis_recovers_the_overhead():
 
 
 # ------------------------------------------------------------------------------ cfg-two-passes
+@pytest.mark.negative_of("cfg-two-passes")
 def test_cfg_rule_confirms_two_passes_per_step():
     two = CfgCounts(STEPS, 1, [1] * (2 * STEPS), [1] * STEPS)
     assert cfg_two_passes(two).verdict == CONFIRMED and cfg_compute_doubles(two)
 
 
+@pytest.mark.negative_of("cfg-two-passes")
 def test_cfg_rule_on_the_real_pipeline(engine):
     cfg = engine.generate(Request(DDIM, STEPS, (SEED,), PROMPT, guidance=7.5))
     plain = engine.generate(Request(DDIM, STEPS, (SEED,), PROMPT, guidance=1.0))
@@ -207,6 +217,7 @@ def test_cfg_rule_on_the_real_pipeline(engine):
     assert v.verdict == REFUTED and c.cfg_calls == STEPS and cfg_compute_doubles(c), v.reason
 
 
+@pytest.mark.negative_of("cfg-two-passes")
 def test_cfg_compute_does_not_double_when_guidance_is_ignored():
     ignored = CfgCounts(STEPS, 1, [1] * STEPS, [1] * STEPS)
     assert not cfg_compute_doubles(ignored) and cfg_two_passes(ignored).verdict == REFUTED

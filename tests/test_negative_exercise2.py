@@ -33,17 +33,13 @@ DDIM = SchedulerSpec.of("ddim")
 DDPM = SchedulerSpec.of("ddpm")
 
 
-@pytest.fixture
-def engine(dummy_pipe) -> Engine:
-    """Guard off: a broken sampler may make flat images, and the rule, not the guard, must catch it."""
-    return Engine(dummy_pipe, model_key="dummy", size=16, device="cpu", check=False)
-
-
 # ------------------------------------------------------------------------------ ddim-deterministic
+@pytest.mark.negative_of("ddim-deterministic")
 def test_ddim_deterministic_holds_on_the_real_scheduler(engine):
     assert ddim_deterministic(measure_runs(engine, req(DDIM), 3, "reseed")).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("ddim-deterministic")
 def test_ddim_deterministic_fails_when_ddim_adds_noise(engine, monkeypatch):
     def noisy_step(original, self, args, kwargs):  # type: ignore[no-untyped-def]
         out = original(self, *args, **kwargs)
@@ -58,11 +54,13 @@ def test_ddim_deterministic_fails_when_ddim_adds_noise(engine, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ ddpm-stochastic
+@pytest.mark.negative_of("ddpm-stochastic")
 def test_ddpm_stochastic_holds_on_the_real_pipeline(engine):
     v = ddpm_stochastic(measure_runs(engine, req(DDPM), 3, "shared"), min_mean_abs_diff=MIN_DIFF)
     assert v.verdict == CONFIRMED, v.reason
 
 
+@pytest.mark.negative_of("ddpm-stochastic")
 def test_ddpm_stochastic_fails_when_the_pipeline_reseeds_generators(engine, monkeypatch):
     original = StableDiffusionPipeline.__call__
 
@@ -76,11 +74,13 @@ def test_ddpm_stochastic_fails_when_the_pipeline_reseeds_generators(engine, monk
 
 
 # ------------------------------------------------------------------------------ ddim-depends-only-on-zT
+@pytest.mark.negative_of("ddim-depends-only-on-zT")
 def test_depends_only_on_zT_holds_on_the_real_schedulers(engine):
     ddim, ddpm = (measure_runs(engine, req(s, fixed_zT=True), 3, "shared") for s in (DDIM, DDPM))
     assert ddim_depends_only_on_zT(ddim, ddpm, min_mean_abs_diff=MIN_DIFF).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("ddim-depends-only-on-zT")
 def test_depends_only_on_zT_fails_when_ddim_uses_the_generator(engine, monkeypatch):
     def stochastic(original, self, args, kwargs):  # type: ignore[no-untyped-def]
         return original(self, *args, **{**kwargs, "eta": 1.0})
@@ -100,11 +100,13 @@ def _noise_rule(engine: Engine) -> Verdict:
     return ddpm_noise_draws(noise_draws(ddpm, ddim), min_draws=STEPS)
 
 
+@pytest.mark.negative_of("ddpm-noise-draws")
 def test_ddpm_noise_draws_holds_on_the_real_scheduler(engine):
     v = _noise_rule(engine)
     assert v.verdict == CONFIRMED, v.reason
 
 
+@pytest.mark.negative_of("ddpm-noise-draws")
 def test_ddpm_noise_draws_fails_for_a_scheduler_that_draws_no_noise(engine, monkeypatch):
     def zeros(shape, *args, dtype=None, device=None, **kwargs):  # type: ignore[no-untyped-def]
         return torch.zeros(shape, dtype=dtype, device=device)
@@ -122,6 +124,7 @@ def test_ddpm_noise_draws_fails_for_a_scheduler_that_draws_no_noise(engine, monk
     assert v.verdict == REFUTED and "only 0 of" in v.reason
 
 
+@pytest.mark.negative_of("ddpm-noise-draws")
 def test_ddpm_noise_draws_fails_on_too_few_draws():
     d = NoiseDraws(steps=10, ddpm_draws=11, ddpm_zT=1, ddpm_step_draws=[1] * 10, ddim_draws=1, ddim_zT=1,
                    ddim_step_draws=[0] * 10)
@@ -130,11 +133,13 @@ def test_ddpm_noise_draws_fails_on_too_few_draws():
 
 
 # ------------------------------------------------------------------------------ ddpm-reproducible-when-reseeded
+@pytest.mark.negative_of("ddpm-reproducible-when-reseeded")
 def test_reseeded_ddpm_is_reproducible(engine):
     v = ddpm_reproducible_when_reseeded(measure_runs(engine, req(DDPM), 3, "reseed"))
     assert v.verdict == REFUTED  # the lesson's "non-reproducible" is refuted by the real scheduler
 
 
+@pytest.mark.negative_of("ddpm-reproducible-when-reseeded")
 def test_reproducible_rule_says_holds_for_ddpm_on_the_global_rng(engine, monkeypatch):
     def global_rng(original, self, args, kwargs):  # type: ignore[no-untyped-def]
         return original(self, *args, **{**kwargs, "generator": None})
@@ -145,12 +150,14 @@ def test_reproducible_rule_says_holds_for_ddpm_on_the_global_rng(engine, monkeyp
 
 
 # ------------------------------------------------------------------------------ ddim-eta
+@pytest.mark.negative_of("ddim-eta")
 def test_ddim_eta_holds_on_the_real_scheduler(engine):
     eta0 = measure_runs(engine, req(DDIM, fixed_zT=True), 3, "shared")
     eta1 = measure_runs(engine, req(DDIM, eta=1.0, fixed_zT=True), 3, "shared")
     assert ddim_eta(eta1, eta0, min_mean_abs_diff=MIN_DIFF).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("ddim-eta")
 def test_ddim_eta_fails_when_eta_is_ignored(engine, monkeypatch):
     def deterministic(original, self, args, kwargs):  # type: ignore[no-untyped-def]
         return original(self, *args, **{**kwargs, "eta": 0.0})
@@ -173,19 +180,23 @@ def _step_count(ddpm1000: float, ddim50: float, control=CONTROL) -> Verdict:
     return ddpm_50_step_count(s, control, margin=MARGIN)
 
 
+@pytest.mark.negative_of("ddpm-50-step-count")
 def test_step_count_not_stochasticity_is_confirmed():
     assert _step_count(ddpm1000=0.15, ddim50=0.0).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("ddpm-50-step-count")
 def test_stochasticity_mattering_at_equal_steps_refutes_it():
     v = _step_count(ddpm1000=0.15, ddim50=0.15)  # DDIM@50 as good as DDPM@1000: the gap is about stochasticity
     assert v.verdict == REFUTED and "stochastic" in v.reason
 
 
+@pytest.mark.negative_of("ddpm-50-step-count")
 def test_no_step_count_effect_refutes_it():
     assert _step_count(ddpm1000=-0.10, ddim50=0.0).verdict == REFUTED
 
 
+@pytest.mark.negative_of("ddpm-50-step-count")
 def test_step_count_without_a_validated_metric_is_inconclusive():
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
     assert _step_count(0.15, 0.0, control=blind).verdict == INCONCLUSIVE

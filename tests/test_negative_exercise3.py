@@ -30,12 +30,14 @@ def _sweet(gaps: dict[int, float], to_20: dict[int, float], control=CONTROL):
 LESSON_SHAPED = dict(gaps={5: 0.35, 10: 0.08, 20: 0.0}, to_20={50: 0.97, 100: 0.97, 200: 0.97})
 
 
+@pytest.mark.negative_of("sweet-spot")
 def test_sweet_spot_confirms_the_lesson_shaped_curve():
     v = _sweet(**LESSON_SHAPED)
     assert v.verdict == CONFIRMED, v.reason
 
 
 @pytest.mark.parametrize("broken", ["5 not garbled", "10 unrecognizable", "20 not good", "keeps changing past 20"])
+@pytest.mark.negative_of("sweet-spot")
 def test_each_sweet_spot_statement_can_refute(broken):
     gaps, to_20 = dict(LESSON_SHAPED["gaps"]), dict(LESSON_SHAPED["to_20"])
     if broken == "5 not garbled":
@@ -50,6 +52,7 @@ def test_each_sweet_spot_statement_can_refute(broken):
     assert v.verdict == REFUTED, v.reason
 
 
+@pytest.mark.negative_of("sweet-spot")
 def test_sweet_spot_quality_statements_need_a_validated_metric():
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
     assert _sweet(**LESSON_SHAPED, control=blind).verdict == INCONCLUSIVE
@@ -59,6 +62,7 @@ def test_sweet_spot_quality_statements_need_a_validated_metric():
 SATURATING = [0.50, 0.80, 0.95, 0.965, 0.975, 1.0]  # the last point is the reference itself
 
 
+@pytest.mark.negative_of("sweet-spot")
 def test_the_knee_shown_in_the_report():
     assert ssim_knee(STEPS, SATURATING, 0.02) == 20
     assert ssim_knee(STEPS, [0.4 + 0.1 * np.log2(s / 5) for s in STEPS], 0.02) is None
@@ -80,20 +84,24 @@ def _linear(law, jitter: float = 0.01, n: int = 4, wall_law=None):
                        wall=line_fits(r, NAMES, "wall"))
 
 
+@pytest.mark.negative_of("linear-time")
 def test_linear_time_confirms_linear_time():
     assert _linear(lambda s: 0.01 + 0.01 * s).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("linear-time")
 def test_quadratic_time_refutes_linear_time():
     v = _linear(lambda s: 1e-4 * s * s)
     assert v.verdict == REFUTED, v.reason
 
 
+@pytest.mark.negative_of("linear-time")
 def test_large_fixed_overhead_refutes_linear_time():
     v = _linear(lambda s: 2.0 + 0.001 * s)  # perfectly linear, but the overhead dwarfs 20 steps
     assert v.verdict == REFUTED and "intercept" in v.reason, v.reason
 
 
+@pytest.mark.negative_of("linear-time")
 def test_a_noisy_neighbour_makes_it_inconclusive_never_refuted():
     """CPU time stays linear; wall time is wrecked by contention: the verdict may not become 'refuted'."""
     rng = np.random.default_rng(5)
@@ -103,6 +111,7 @@ def test_a_noisy_neighbour_makes_it_inconclusive_never_refuted():
     assert noisy_cpu.verdict != REFUTED, noisy_cpu.reason
 
 
+@pytest.mark.negative_of("linear-time")
 def test_fit_rounds_recovers_the_line():
     f = fit_rounds(STEPS, [[0.1 + 0.01 * s for s in STEPS]] * 2, "cpu")
     assert f.a[0] == pytest.approx(0.1) and f.b[0] == pytest.approx(0.01) and f.r2[0] == pytest.approx(1.0)
@@ -113,16 +122,19 @@ def test_fit_rounds_recovers_the_line():
 MARGIN = registry.get("no-gain-past-25").t("comparable_margin")
 
 
+@pytest.mark.negative_of("no-gain-past-25")
 def test_no_gain_past_25_confirms_a_converged_sampler():
     s25 = scores(0.85)
     assert no_gain_past_25(shifted(s25, 0.0), s25, CONTROL, margin=MARGIN).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("no-gain-past-25")
 def test_a_sampler_still_improving_at_200_refutes_it():
     s25 = scores(0.7)
     assert no_gain_past_25(shifted(s25, 0.2), s25, CONTROL, margin=MARGIN).verdict == REFUTED
 
 
+@pytest.mark.negative_of("no-gain-past-25")
 def test_no_gain_without_a_validated_metric_is_inconclusive():
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
     s25 = scores(0.7)

@@ -14,7 +14,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
 
 from negative_support import scores, shifted
 from sampler_claims import paths, registry
-from sampler_claims.engine import Engine, Request
+from sampler_claims.engine import Request
 from sampler_claims.rules.exercise4 import (
     DDIM,
     DDPM,
@@ -52,17 +52,13 @@ def t_of(claim_id: str):
     return registry.get(claim_id).t
 
 
-@pytest.fixture
-def engine(dummy_pipe) -> Engine:
-    return Engine(dummy_pipe, model_key="dummy", size=16, device="cpu", check=False)
-
-
 @pytest.fixture(scope="module")
 def stock_config():
     return PNDMScheduler.load_config(paths.SD15_RANDOM / "scheduler")
 
 
 # ----------------------------------------------------------------------------------------- callback-after-step
+@pytest.mark.negative_of("callback-after-step")
 def test_callback_rule_fails_when_the_count_is_off_by_one():
     x = torch.randn(1, 4, 2, 2)
     assert callback_after_step(10, 10, x, x.clone()).verdict == CONFIRMED
@@ -70,12 +66,14 @@ def test_callback_rule_fails_when_the_count_is_off_by_one():
     assert callback_after_step(11, 10, x, x.clone()).verdict == REFUTED
 
 
+@pytest.mark.negative_of("callback-after-step")
 def test_callback_rule_fails_when_the_last_capture_is_not_z0():
     x = torch.randn(1, 4, 2, 2)
     assert callback_after_step(10, 10, x, x + 1e-3).verdict == REFUTED
 
 
 @pytest.mark.parametrize("spec", [DDIM, DDPM], ids=["ddim", "ddpm"])
+@pytest.mark.negative_of("callback-after-step")
 def test_capture_does_not_change_the_result(engine, spec):
     """Regression: the capture wrapper once hid step's signature, so DDPM drew from the global RNG."""
     tr = trace(engine, "x", spec, 4, 42, PROMPT)
@@ -85,6 +83,7 @@ def test_capture_does_not_change_the_result(engine, spec):
 
 
 # ----------------------------------------------------------------------------------------- clone-needed
+@pytest.mark.negative_of("clone-needed")
 def test_clone_rule_on_the_real_pipeline(engine):
     tr = trace(engine, "DDIM", DDIM, 4, 42, PROMPT)
     a = aliasing(tr.references, tr.generation.intermediates)
@@ -92,6 +91,7 @@ def test_clone_rule_on_the_real_pipeline(engine):
     assert clone_needed({"DDIM": a}).verdict == REFUTED
 
 
+@pytest.mark.negative_of("clone-needed")
 def test_an_in_place_scheduler_makes_the_lesson_form_hold(engine, monkeypatch):
     original = DDIMScheduler.step
 
@@ -110,6 +110,7 @@ def test_an_in_place_scheduler_makes_the_lesson_form_hold(engine, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------- coarse-to-fine
+@pytest.mark.negative_of("coarse-to-fine")
 def test_a_shuffled_trajectory_fails_the_rise(engine):
     tr = trace(engine, "DDIM", DDIM, 6, 42, PROMPT)
     dip = t_of("coarse-to-fine")("max_ssim_dip")
@@ -119,6 +120,7 @@ def test_a_shuffled_trajectory_fails_the_rise(engine):
     assert not rises(shuffled, dip)[0], shuffled
 
 
+@pytest.mark.negative_of("coarse-to-fine")
 def test_a_dip_above_the_allowance_fails_the_rise():
     dip = t_of("coarse-to-fine")("max_ssim_dip")
     assert rises([0.1, 0.5, 0.5 - dip / 2, 0.9], dip)[0]
@@ -138,6 +140,7 @@ def _series(error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return final, np.array([final + 60 * 0.7**i * error for i in range(10)])
 
 
+@pytest.mark.negative_of("coarse-to-fine")
 def test_band_settling_sees_coarse_first():
     rel = t_of("coarse-to-fine")("settle_rel_error")
     final, late_high = _series(_pattern(13))
@@ -145,6 +148,7 @@ def test_band_settling_sees_coarse_first():
     assert settled[0] == 1 and settled[-1] == 6 and coarse_first(settled)[0], settled
 
 
+@pytest.mark.negative_of("coarse-to-fine")
 def test_fine_first_fails_coarse_to_fine():
     rel = t_of("coarse-to-fine")("settle_rel_error")
     final, late_low = _series(_pattern(2))
@@ -152,6 +156,7 @@ def test_fine_first_fails_coarse_to_fine():
     assert settled[0] == 6 and settled[-1] == 1 and not coarse_first(settled)[0], settled
 
 
+@pytest.mark.negative_of("coarse-to-fine")
 def test_coarse_to_fine_verdict_turns_with_the_share_of_good_seeds(engine):
     """The real pipeline's DDIM trajectories against the same trajectories shuffled (fine structure first)."""
     t = t_of("coarse-to-fine")
@@ -166,16 +171,19 @@ def test_coarse_to_fine_verdict_turns_with_the_share_of_good_seeds(engine):
 MUCH = t_of("ddpm-10-worse")("much_worse_margin")
 
 
+@pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_confirms_a_much_worse_sampler():
     ddim = scores(0.85)
     assert ddpm_10_worse(ddim, shifted(ddim, -0.3), CONTROL, margin=MUCH).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_refutes_equal_samplers():
     ddim = scores(0.85)
     assert ddpm_10_worse(ddim, shifted(ddim, 0.0), CONTROL, margin=MUCH).verdict == REFUTED
 
 
+@pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_needs_a_validated_metric():
     ddim = scores(0.85)
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
@@ -193,6 +201,7 @@ def _noisy(images: np.ndarray, sd: float, seed: int = 0) -> np.ndarray:
     return (images + np.random.default_rng(seed).normal(0, sd, images.shape)).clip(0, 255).astype(np.uint8)
 
 
+@pytest.mark.negative_of("ddpm-intermediates-noisier")
 def test_residual_noise_control_separates_noisy_from_clean():
     clean = _smooth_images()
     assert noise_control(_noisy(clean, 25), clean).separates
@@ -203,6 +212,7 @@ def _late(noise_gap: float, coherence_gap: float) -> LateSteps:
     return LateSteps((6, 7, 8, 9), shifted([0.0] * 16, noise_gap), shifted([0.0] * 16, coherence_gap))
 
 
+@pytest.mark.negative_of("ddpm-intermediates-noisier")
 def test_intermediates_noisier_turns_with_the_gaps():
     clean = _smooth_images()
     ok = noise_control(_noisy(clean, 25), clean)
@@ -214,11 +224,13 @@ def test_intermediates_noisier_turns_with_the_gaps():
 
 
 # ----------------------------------------------------------------------------------------- ddpm-formula-adjacent
+@pytest.mark.negative_of("ddpm-formula-adjacent")
 def test_ddpm_equals_ddim_eta1_over_the_gap(stock_config):
     gap = measure_formula_gap(stock_config, 10)
     assert gap.equal(registry.get("ddpm-formula-adjacent").t("rtol")), gap
 
 
+@pytest.mark.negative_of("ddpm-formula-adjacent")
 def test_the_adjacent_step_beta_makes_the_formula_rule_report_a_difference(stock_config):
     adj = measure_formula_gap(stock_config, 10, ddpm=lambda c: adjacent_step(DDPMScheduler.from_config(c)))
     rtol = registry.get("ddpm-formula-adjacent").t("rtol")
@@ -228,6 +240,7 @@ def test_the_adjacent_step_beta_makes_the_formula_rule_report_a_difference(stock
     assert formula_adjacent(adj, adj, rtol).verdict == CONFIRMED  # a DDPM calibrated for adjacent steps
 
 
+@pytest.mark.negative_of("ddpm-formula-adjacent")
 def test_a_step_that_ignores_the_generator_breaks_the_noise_model(stock_config):
     """If the scheduler did not draw z from the generator it is given, recovering mean and std must fail."""
 
@@ -242,6 +255,7 @@ def test_a_step_that_ignores_the_generator_breaks_the_noise_model(stock_config):
 
 
 # ----------------------------------------------------------------------------------------- dpm-multi-point
+@pytest.mark.negative_of("dpm-multi-point")
 def test_calls_per_step_tells_heun_from_multistep(engine):
     heun = calls_per_step(engine.generate(Request(SchedulerSpec.of("heun"), 4, (1,), PROMPT)))
     multi = calls_per_step(engine.generate(Request(DPM, 4, (1,), PROMPT)))
@@ -253,6 +267,7 @@ def test_calls_per_step_tells_heun_from_multistep(engine):
     assert dpm_multi_point({"DPMSolverMultistep": heun}, threshold).verdict == CONFIRMED
 
 
+@pytest.mark.negative_of("coarse-to-fine")
 def test_median_settling_over_seeds():
     per_seed = [[8, 9, 9], [9, 9, None], [6, 9, None]]
     assert median_settling(per_seed, 10) == [8.0, 9.0, None]  # most seeds never settle the high band

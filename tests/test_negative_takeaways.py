@@ -22,16 +22,19 @@ def _default(gap: float = 0.0, share: float = 0.02, control=CONTROL):
                                max_time_share=T("max_time_share"))
 
 
+@pytest.mark.negative_of("recommended-default")
 def test_recommended_default_confirms_a_cheap_converged_default():
     assert _default().verdict == CONFIRMED
 
 
 @pytest.mark.parametrize("broken", [dict(share=0.5), dict(gap=0.3)], ids=["slow", "far-from-converged"])
+@pytest.mark.negative_of("recommended-default")
 def test_recommended_default_refutes_a_slow_or_unconverged_default(broken):
     v = _default(**broken)
     assert v.verdict == REFUTED, v.reason
 
 
+@pytest.mark.negative_of("recommended-default")
 def test_recommended_default_quality_needs_a_validated_metric():
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
     assert _default(control=blind).verdict == INCONCLUSIVE

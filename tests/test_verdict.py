@@ -133,4 +133,28 @@ def test_every_claim_has_one_home_for_its_rule_test_and_negative_control():
 
         assert re.search(rf'claim\("{re.escape(claim.id)}"\)\n(@.*\n)*def {test_name(claim.id)}\(',
                          test.read_text()), f"{claim.id}: its test is not named {test_name(claim.id)}"
-        assert claim.id in negative.read_text(), f"{claim.id} has no negative control in {negative.name}"
+    # Each claim's negative control is linked by @pytest.mark.negative_of(id), checked at collection
+    # (sampler_claims.negatives): test_negative_controls_are_linked_by_their_mark.
+
+
+def test_negative_controls_are_linked_by_their_mark():
+    """Every claim id has a test marked negative_of(id) in tests/test_negative_<module>.py; a section comment or
+    a mention of the id in the file does not count, and a mark naming no claim is an error."""
+    import importlib
+    import sys
+    import types
+    from pathlib import Path
+
+    from sampler_claims import negatives, registry
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    modules = [importlib.import_module(f"test_negative_{m}") for m in sorted({c.module for c in registry.CLAIMS.values()})]
+    assert negatives.problems(modules) == []
+    assert set().union(*(negatives.marked_ids(m) for m in modules)) == set(registry.CLAIMS)
+
+    fake = types.ModuleType("test_negative_takeaways")
+    exec("import pytest\n# ---- recommended-default\ndef test_x(): pass\n"
+         "@pytest.mark.negative_of('no-such-claim')\ndef test_y(): pass\n", fake.__dict__)
+    found = negatives.problems([fake])
+    assert any("recommended-default has no negative control" in p for p in found)
+    assert any("negative_of('no-such-claim'), not a claim id" in p for p in found)

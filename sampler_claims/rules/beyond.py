@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..atlas import Atlas, AtlasPoint
+import numpy as np
+
+from ..atlas import Atlas, AtlasPoint, calls_to_reach
 from ..verdict import (
     CONFIRMED,
     INCONCLUSIVE,
@@ -22,16 +24,27 @@ from ..verdict import (
 #: The lesson's default, at the low end of its 20-30-step range (the cheaper end is the one a cheaper
 #: sampler has to beat).
 DEFAULT = ("dpm-solver", 20)
+#: The atlas table's "calls to 95%" column: the share of the converged score a scheduler has to reach
+#: (shown in the report; it decides nothing).
+REACH_SHARE = 0.95
+
+
+def calls_to_reach_converged(points: list[AtlasPoint], converged: Sequence[float] | None) -> dict[str, int | None]:
+    """Per scheduler, the fewest grid calls whose mean score reaches REACH_SHARE of the converged mean score."""
+    if converged is None:
+        return {}
+    ref = float(np.mean(converged))
+    return calls_to_reach(points, REACH_SHARE * ref) if ref else {}
 
 
 def default_on_front(atlas: Atlas, default: AtlasPoint, control: Separation | None, *, margin: float,
-                     missing: str = "") -> Verdict:
-    """Refuted if another sampler reaches the default's quality with at most half its calls: its paired
-    score minus the default's has its interval at or above -margin. Confirmed if every such cheap point is
-    clearly worse (interval wholly below -margin). Else inconclusive."""
+                     half_the_calls: float, missing: str = "") -> Verdict:
+    """Refuted if another sampler reaches the default's quality with at most `half_the_calls` of its calls: its
+    paired score minus the default's has its interval at or above -margin. Confirmed if every such cheap point
+    is clearly worse (interval wholly below -margin). Else inconclusive."""
     if control is None or default.scores is None:
         return inconclusive(missing or "no validated quality metric on this model")
-    cheap = [p for p in atlas.points if p.calls * 2 <= default.calls and p.scores is not None
+    cheap = [p for p in atlas.points if p.calls <= default.calls * half_the_calls and p.scores is not None
              and p.scheduler != default.scheduler]
     if not cheap:
         return inconclusive(f"no other sampler ran at {default.calls // 2} calls or fewer")

@@ -18,9 +18,11 @@ import torch
 from ..counters import count_unet_calls
 from ..engine import Engine, Generation, Request
 from ..metrics import ssim
-from ..schedulers import SchedulerSpec, make_scheduler
-from ..timing import Rounds
+from ..schedulers import DDPM, LESSON_SAMPLERS, SchedulerSpec, make_scheduler
+from ..timing import LESSON_TIMED, Rounds
 from ..verdict import (
+    CONFIRMED,
+    REFUTED,
     Interval,
     Separation,
     Verdict,
@@ -32,6 +34,7 @@ from ..verdict import (
     inconclusive,
     paired,
     t_interval,
+    unless_clocks_disagree,
     within,
 )
 
@@ -60,15 +63,8 @@ def same_weights(hashes: dict[str, str]) -> Verdict:
 
 
 # ============================================================================ Exercise 1: the configs
-#: The lesson's three configurations by short name: (scheduler, steps). DDPM at 1000 steps needs
-#: trailing spacing with SD 1.5's stock config (diffusers #10003; see `lesson-code-runs`).
-LESSON_SAMPLERS: dict[str, tuple[SchedulerSpec, int]] = {
-    "ddpm": (SchedulerSpec.of("ddpm", timestep_spacing="trailing"), 1000),
-    "ddim": (SchedulerSpec.of("ddim"), 50),
-    "dpm-solver": (SchedulerSpec.of("dpm-solver"), 20),
-}
 #: What the lesson runs literally: DDPMScheduler.from_config(stock) with no override.
-STOCK_DDPM = SchedulerSpec.of("ddpm")
+STOCK_DDPM = DDPM
 LABELS = {"ddpm": "DDPM@1000", "ddim": "DDIM@50", "dpm-solver": "DPM-Solver@20"}
 #: Pairs compared for `different-paths`: the ODE pair first.
 PAIRS: tuple[tuple[str, str], ...] = (("ddim", "dpm-solver"), ("ddpm", "ddim"), ("ddpm", "dpm-solver"))
@@ -180,6 +176,12 @@ def comparable_quality(scores: Mapping[str, Sequence[float]], control: Separatio
     return gated(control, all_of(parts, "comparable quality"), missing)
 
 
+def margin_position(iv: Interval, margin: float) -> str:
+    """Where a paired difference's interval lies against the comparable margin, as `equivalent` decides it:
+    inside (confirmed), outside (refuted) or straddles (inconclusive)."""
+    return {CONFIRMED: "inside", REFUTED: "outside"}.get(equivalent(iv, margin, "").verdict, "straddles")
+
+
 # ---------------------------------------------------------------------------- different-paths
 @dataclass(frozen=True)
 class Paths:
@@ -231,7 +233,7 @@ def different_paths(paths: Paths, *, max_identity_ssim: float, ordering_margin: 
 
 # ---------------------------------------------------------------------------- speedup
 #: Timed configuration of each lesson sampler (names in sampler_claims.timing.timed_configs).
-TIMED = {"ddpm": "ddpm@1000", "ddim": "ddim@50", "dpm-solver": "dpm@20"}
+TIMED = LESSON_TIMED
 
 
 def ratio_interval(num: Sequence[float], den: Sequence[float], what: str) -> Interval:
@@ -286,9 +288,7 @@ def speedup(s: Speedup, lesson_factor: Mapping[str, float], *, about_factor: flo
                       f"{n}: U-Net call ratio {s.call_ratio[n]:.1f} (lesson {f:g})")
         v = within(iv, f / about_factor, f * about_factor, f"{n}: {s.clock}-time ratio")
         w = within(s.wall_ratios[n], f / about_factor, f * about_factor, f"{n}: wall-time ratio")
-        if v.decided and w.decided and v.verdict != w.verdict:
-            v = Verdict("inconclusive", f"{v.reason}, but {w.reason}: the two clocks disagree (a busy machine)",
-                        v.numbers)
+        v = unless_clocks_disagree(v, w, f"{v.reason}, but {w.reason}: the two clocks disagree (a busy machine)")
         parts.append(all_of([calls, v]))
     overhead = (f"; fit time = {s.intercept_s:.3f} s + {s.per_call_s * 1e3:.2f} ms x U-Net calls over the medians: "
                 + ("a positive fixed overhead keeps the ratios under the call ratios" if s.intercept_s > 0 else

@@ -7,7 +7,7 @@ trajectory, DDPM with the adjacent-step beta, a fake solver) and show that the v
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from diffusers import DDIMScheduler, DDPMScheduler
 
 from ..engine import Engine, Generation, Request
 from ..metrics import band_settling, residual_noise, ssim
-from ..schedulers import SchedulerSpec
+from ..schedulers import DDIM, DDPM, DPM, SchedulerSpec
 from ..verdict import (
     Separation,
     Verdict,
@@ -32,9 +32,11 @@ from ..verdict import (
     wilson,
 )
 
-DDIM = SchedulerSpec.of("ddim")
-DDPM = SchedulerSpec.of("ddpm")
-DPM = SchedulerSpec.of("dpm-solver")
+#: The exercise's step count.
+STEPS = 10
+#: The solvers dpm-multi-point counts U-Net calls for, by diffusers class name.
+SOLVERS = {"DPMSolverMultistep": DPM, "DPMSolverSinglestep": SchedulerSpec.of("dpm-solver-single"),
+           "HeunDiscrete": SchedulerSpec.of("heun")}
 
 # ----------------------------------------------------------------------------------------- Exercise 4
 def capture_references(engine: Engine, request: Request) -> tuple[Generation, list[torch.Tensor]]:
@@ -424,3 +426,33 @@ def median_settling(per_seed: Sequence[Sequence[int | None]], steps: int) -> lis
     arr = np.array([[never if x is None else x for x in row] for row in per_seed], dtype=float)
     med = np.median(arr, axis=0)
     return [None if m >= never else float(m) for m in med]
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Per trajectory ('DDIM z_t decoded', 'DDPM x0 preview', ...) over the roster: the mean SSIM to the final
+    after each step, each seed's band settling steps, whether each seed rises smoothly and settles coarse-first,
+    and the mean relative band error per step."""
+
+    curves: dict[str, list[float]]
+    settling: dict[str, list[list[int | None]]]
+    ok: dict[str, list[bool]]
+    errors: dict[str, np.ndarray]
+
+
+def measure_trajectories(engine: Engine, gens: Mapping[str, Generation], *, max_dip: float,
+                         settle_rel_error: float) -> Trajectories:
+    """coarse-to-fine's measurement: every seed's decoded z_t and x0 preview after each step against its final."""
+    curves, settling, ok, errors = {}, {}, {}, {}
+    for name, gen in gens.items():
+        n = len(gen.request.seeds)
+        for what, label in (("steps", "z_t decoded"), ("x0", "x0 preview")):
+            key = f"{name} {label}"
+            arr = decoded_batch(engine, gen, what)  # [steps, seeds, H, W, 3]
+            rows = [ssim_series(arr[:, k], gen.images[k]) for k in range(n)]
+            settle = [settling_steps(arr[:, k], gen.images[k], settle_rel_error) for k in range(n)]
+            curves[key] = [float(np.mean(col)) for col in zip(*rows)]
+            settling[key] = settle
+            ok[key] = [trajectory_ok(r, st, max_dip) for r, st in zip(rows, settle)]
+            errors[key] = np.mean([band_errors(arr[:, k], gen.images[k]) for k in range(n)], axis=0)
+    return Trajectories(curves, settling, ok, errors)

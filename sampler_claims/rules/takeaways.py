@@ -8,10 +8,6 @@ from ..convergence import gated_reference
 
 from ..verdict import Separation, Verdict, all_of, at_most, gated, inconclusive, paired, t_interval
 
-#: The lesson's range, measured at its two ends that the grid of Exercise 3 does not already hold.
-DEFAULT_STEPS = (20, 25)
-
-
 def time_shares(seconds: Sequence[float], ddpm_seconds: Sequence[float]) -> list[float]:
     """Per interleaved round: the time of the default over DDPM@1000's time in the same round."""
     return [a / b for a, b in zip(seconds, ddpm_seconds)]

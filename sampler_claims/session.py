@@ -1,0 +1,162 @@
+"""The claims session: settings, results, and the model, engine, quality metric, quality controls and
+convergence bases once computed. One per pytest run, built in pytest_configure and kept in `config.stash`
+under SESSION_KEY (as pytest-benchmark and pytest-html keep theirs); the plugin's hooks and fixtures read it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import time
+from typing import Any
+
+import pytest
+import torch
+
+from . import registry
+from .convergence import Basis, basis
+from .engine import Engine, Generation
+from .models import LoadedModel, ModelLoadError, load
+from .options import Settings
+from .quality import Quality, Roster
+from .registry import Control, Run
+from .results import Results
+from .verdict import Separation
+
+
+class ClaimsSession:
+    """Built once in pytest_configure: settings, results, and the model and engine once loaded."""
+
+    def __init__(self, settings: Settings, quality_arg: str = "auto", clip_arg: str = "auto") -> None:
+        self.settings = settings
+        self.results = Results(settings.model_kind)
+        self.started = time.time()
+        self._model: LoadedModel | None = None
+        self._engine: Engine | None = None
+        self._load_error: str | None = None
+        #: --quality and --clip-model: which metric the quality claims use (checker or CLIP score) and which CLIP.
+        self.quality_arg = quality_arg
+        self.clip_arg = clip_arg
+        self._quality: Quality | None = None
+        #: The quality controls and convergence bases run so far, keyed by the registry values that define them:
+        #: claims that share a value share one computation, and a claim with another value gets its own.
+        self._controls: dict[tuple[Control, Control], tuple[Separation | None, Generation, Generation]] = {}
+        self._bases: dict[tuple[Run, Control, Control, float], Basis] = {}
+        #: Where the report was written (pytest_sessionfinish), for the terminal summary.
+        self.report_paths: list[Any] = []
+
+    @property
+    def quality_mode(self) -> str:
+        """auto = the checker where the model has one (the embedded model), else CLIP score."""
+        if self.quality_arg != "auto":
+            return self.quality_arg
+        return "checker" if self.settings.model_kind == "tiny" else "clip"
+
+    def quality(self) -> Quality:
+        if self._quality is None:
+            has_checker = self.settings.model_kind == "tiny"
+            if self.quality_mode == "checker":
+                self._quality = Quality(has_checker=has_checker)
+            else:
+                from . import clip as clip_mod
+
+                source = clip_mod.resolve_source(self.clip_arg, self.settings.model_kind)
+                try:
+                    scorer = clip_mod.load_clip(source, self.settings.device)
+                except clip_mod.ClipUnavailable as exc:
+                    self._quality = Quality(has_checker, "clip", clip_error=str(exc).replace("\n", " "))
+                else:
+                    self._quality = Quality(has_checker, "clip", clip=scorer,
+                                            clip_per_wrong_attribute=registry.clip_scale(scorer.name))
+        return self._quality
+
+    def quality_control(self, claim: registry.Claim, engine: Engine,
+                        roster: Roster) -> tuple[Separation | None, Generation, Generation]:
+        """(Separation or None, the checker control's good generation, its bad one) for this claim's
+        `quality_control` and `clip_control`, computed once per distinct pair of values."""
+        key = (claim.t("quality_control", Control), claim.t("clip_control", Control))
+        if key not in self._controls:
+            self._controls[key] = self.quality().control(engine, roster, *key)
+        return self._controls[key]
+
+    def convergence(self, claim: registry.Claim, engine: Engine, roster: Roster) -> Basis | None:
+        """The convergence basis this claim's entry names (reference, its check, the metric's control), computed
+        once per distinct set of values; None on the checker path or for a claim that names no reference."""
+        if self.quality().mode != "clip" or "convergence_reference" not in claim.thresholds:
+            return None
+        key = (claim.t("convergence_reference", Run), claim.t("reference_check", Control),
+               claim.t("convergence_control", Control), claim.t("converged_ratio", float))
+        if key not in self._bases:
+            reference, check, pair, bound = key
+            self._bases[key] = basis(engine, roster, reference=reference, check=check, pair=pair, bound=bound)
+        return self._bases[key]
+
+    def model(self) -> LoadedModel:
+        if self._load_error:
+            pytest.fail(self._load_error, pytrace=False)
+        if self._model is None:
+            try:
+                self._model = load(self.settings)
+            except ModelLoadError as exc:
+                self._load_error = str(exc)
+                pytest.fail(self._load_error, pytrace=False)
+        return self._model
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            m = self.model()
+            self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
+                                  device=self.settings.device)
+        return self._engine
+
+    def environment(self) -> dict[str, Any]:
+        import diffusers
+
+        s = self.settings
+        env: dict[str, Any] = {
+            "model": s.model_kind, "model_source": s.model_source, "model_reason": s.model_reason,
+            "device": s.device, "dtype": s.dtype_name, "seeds": s.seeds, "seed_base": s.seed_base,
+            "timing_rounds": s.timing_rounds, "quality": self.quality_mode, "clip_model": self.clip_arg,
+            "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
+            "offload": s.offload, "size": self._model.size if self._model else s.size,
+            "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
+            "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.time() - self.started, 2),
+        }
+        if self._model is not None:
+            env["load_seconds"] = round(self._model.load_seconds, 3)
+        if self._quality is not None:
+            env["quality_basis"] = self._quality.basis
+        if self._engine is not None:
+            env["generation_cache"] = dict(self._engine.stats)
+        ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
+        if ran:
+            env["workers"] = dict(sorted(ran.items()))
+        return env
+
+
+def determinism_state() -> dict[str, Any]:
+    import os
+
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+def determinism_state() -> dict[str, Any]:
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+SESSION_KEY = pytest.StashKey[ClaimsSession]()
