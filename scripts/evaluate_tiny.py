@@ -22,6 +22,7 @@ Example:  python scripts/evaluate_tiny.py --model fixtures/tiny-shapes --n 64
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -42,7 +43,7 @@ from diffusers import (  # noqa: E402
 from skimage.metrics import structural_similarity  # noqa: E402
 
 from sampler_claims import verdict  # noqa: E402
-from sampler_claims.tinyshapes import checker, dataset  # noqa: E402
+from sampler_claims.tinyshapes import checker, dataset  # noqa: E402  (replaced by --world in main)
 
 GUIDANCE = 7.5
 #: name -> (scheduler class, from_config overrides, steps). DDPM at 1000 needs trailing spacing:
@@ -54,7 +55,15 @@ CONFIGS: dict[str, tuple[type, dict, int]] = {
     "DPMSolverMultistep@5": (DPMSolverMultistepScheduler, {}, 5),
     "DDPM@10": (DDPMScheduler, {}, 10),
     "DDIM@10": (DDIMScheduler, {}, 10),
+    # The DDIM paper's ordering: eta=1 (DDPM-like fresh noise) trails eta=0 by a wide gap at 10 steps,
+    # a gap that closes by 50. "eta" is a pipeline argument, not a scheduler setting.
+    "DDIM@10 eta=1": (DDIMScheduler, {"eta": 1.0}, 10),
+    "DDIM@50 eta=1": (DDIMScheduler, {"eta": 1.0}, 50),
 }
+#: Pipeline-call arguments that CONFIGS carry among their scheduler overrides.
+CALL_ARGS = ("eta",)
+#: Guidance scales of the convergence study: the lesson's 7.5, and below and above it.
+STUDY_GUIDANCE = (1.0, 3.0, 7.5, 12.0)
 REFERENCE = ("DPMSolverMultistep@200", (DPMSolverMultistepScheduler, {}, 200))
 
 
@@ -69,8 +78,10 @@ def generate(pipe, spec: tuple[type, dict, int], prompts: list[str], seeds: list
     """uint8 images, one CPU generator per image, in batches of `batch` prompts; at the lesson's guidance
     unless told otherwise, and on a custom timestep grid in place of the spec's step count if given."""
     cls, overrides, steps = spec
-    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+    call = {k: v for k, v in overrides.items() if k in CALL_ARGS}
+    pipe.scheduler = cls.from_config(pipe.scheduler.config, **{k: v for k, v in overrides.items() if k not in call})
     kw = {"timesteps": timesteps} if timesteps is not None else {"num_inference_steps": steps}
+    kw.update(call)
     out = []
     for i in range(0, len(prompts), batch):
         gens = [torch.Generator("cpu").manual_seed(s) for s in seeds[i : i + batch]]
@@ -86,7 +97,9 @@ def ssims(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def adherence_row(adh: dict, n: int) -> dict:
-    row = {k: adh[k] for k in ("match_rate", "shape_acc", "fg_acc", "bg_acc")}
+    row = {k: v for k, v in adh.items() if k == "match_rate" or k.endswith("_acc")}
+    row["mean_score"] = round(float(np.mean([sc.score for sc in adh["scores"]])), 4)
+    row["per_pair_score"] = [round(float(sc.score), 4) for sc in adh["scores"]]
     k = int(round(adh["match_rate"] * n))
     row["matches"] = k
     iv = verdict.wilson(k, n)
@@ -147,10 +160,10 @@ def unet_forward_ms(unet, batch: int, reps: int = 50) -> float:
 
 
 def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) -> dict:
-    """Where DPM-Solver@20's distance to its converged image comes from (issue 14's convergence bar).
+    """Where DPM-Solver@20's distance to its converged image comes from (the card's convergence bar: SSIM >= 0.95 at 20 steps).
 
     Three readings, each as mean SSIM to DPM-Solver@200 of the same pair and the share of pairs >= 0.95:
-    - *steps x guidance*: the knee at guidance 1, 3 and 7.5. If 20 steps converge without strong guidance,
+    - *steps x guidance*: the knee at each of STUDY_GUIDANCE. If 20 steps converge without strong guidance,
       the solver's error comes from the guided ODE, not from the model's unguided score;
     - *where on the trajectory*: the stock 20-step grid (999, 949, ..., 49) with one region of t replaced
       by the reference's own fine grid (every ~5). The region whose refinement recovers the converged
@@ -162,10 +175,10 @@ def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) ->
     dpm = REFERENCE[1]  # (stock DPMSolverMultistep; its step count is replaced below)
     fine = [int(t) for t in np.round(np.linspace(999, 0, 201))[:-1]]  # = DPM-Solver@200's linspace grid
     study: dict = {"steps_by_guidance": {}, "refined_regions": {}}
-    for g in (1.0, 3.0, GUIDANCE):
+    for g in STUDY_GUIDANCE:
         ref = generate(pipe, dpm, prompts, seeds, batch, g, timesteps=fine)
         row = {}
-        for steps in (10, 20, 25, 30, 50):
+        for steps in (10, 15, 20, 25, 30, 50):
             s = ssims(generate(pipe, (*dpm[:2], steps), prompts, seeds, batch, g), ref)
             row[f"@{steps}"] = {"mean_ssim": round(float(s.mean()), 4), "share_ge_0.95": round(float(np.mean(s >= 0.95)), 3)}
         study["steps_by_guidance"][f"guidance {g:g}"] = row
@@ -198,22 +211,28 @@ def convergence_study(pipe, prompts: list[str], seeds: list[int], batch: int) ->
 
 def markdown(report: dict) -> str:
     n = report["n"]
-    lines = ["| sampler | match (Wilson 95%) | n | shape | fg | bg | SSIM to converged (95% CI) |",
-             "|---|---|---|---|---|---|---|"]
+    attrs = [k for k in report["reference"] if k.endswith("_acc")]
+    lines = ["| sampler | match (Wilson 95%) | n | " + " | ".join(a[:-4] for a in attrs)
+             + " | mean score | SSIM to converged (95% CI) | pairs with SSIM >= 0.95 |",
+             "|---|---|---|" + "---|" * len(attrs) + "---|---|---|"]
     rows = dict(report["configs"])
     rows[report["reference"]["name"] + " (reference)"] = report["reference"]
     for name, r in rows.items():
         lo, hi = r["match_wilson95"]
         ssim = (f"{r['ssim_to_converged']:.3f} ({r['ssim_95'][0]:.3f}-{r['ssim_95'][1]:.3f})"
                 if "ssim_95" in r else "1")
-        lines.append(f"| {name} | {r['match_rate']:.1%} ({lo:.1%}-{hi:.1%}) | {n} | {r['shape_acc']:.1%} | "
-                     f"{r['fg_acc']:.1%} | {r['bg_acc']:.1%} | {ssim} |")
+        share = f"{r['ssim_share_ge_0.95']:.0%}" if "ssim_share_ge_0.95" in r else "-"
+        lines.append(f"| {name} | {r['match_rate']:.1%} ({lo:.1%}-{hi:.1%}) | {n} | "
+                     + " | ".join(f"{r[a]:.1%}" for a in attrs)
+                     + f" | {r.get('mean_score', float('nan')):.3f} | {ssim} | {share} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=ROOT / "fixtures" / "tiny-shapes")
+    p.add_argument("--world", default="sampler_claims.tinyshapes",
+                   help="the package of the model's world (its dataset and checker modules)")
     p.add_argument("--n", type=int, default=64, help="prompt-seed pairs")
     p.add_argument("--seed", type=int, default=5000, help="prompts from dataset.sample(seed, n); seeds seed+i")
     p.add_argument("--batch", type=int, default=32, help="prompts per pipeline call")
@@ -228,11 +247,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="also run convergence_study() on the first N pairs (0: off); it goes in the JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    global checker, dataset
+    checker = importlib.import_module(args.world + ".checker")
+    dataset = importlib.import_module(args.world + ".dataset")
 
     pipe = load(args.model)
     prompts = dataset.sample(args.seed, args.n).captions
     seeds = [args.seed + i for i in range(args.n)]
-    report: dict = {"n": args.n, "guidance": GUIDANCE, "threads": args.threads, "prompt_seed": args.seed,
+    report: dict = {"n": args.n, "world": args.world, "guidance": GUIDANCE, "threads": args.threads, "prompt_seed": args.seed,
                     "configs": {}}
     t0 = time.perf_counter()
     ref = generate(pipe, REFERENCE[1], prompts, seeds, args.batch)

@@ -43,7 +43,7 @@ def test_convergence_study_reads_every_region_on_the_embedded_model(ev) -> None:
     pipe = ev.load(ROOT / "fixtures" / "tiny-shapes")
     prompts = ev.dataset.sample(5000, 2).captions
     study = ev.convergence_study(pipe, prompts, [5000, 5001], batch=2)
-    assert set(study["steps_by_guidance"]) == {"guidance 1", "guidance 3", "guidance 7.5"}
+    assert set(study["steps_by_guidance"]) == {"guidance 1", "guidance 3", "guidance 7.5", "guidance 12"}
     for row in study["steps_by_guidance"].values():
         assert all(0.0 <= r["mean_ssim"] <= 1.0 for r in row.values())
     assert study["refined_regions"]["t 700-999 refined"]["steps"] > 20
