@@ -1,6 +1,6 @@
 """Train the tiny CLIP of the embedded world (fixtures/tiny-clip/), contrastively, on one CPU thread.
 
-Why: issue 11. On Stable Diffusion 1.5 the suite's quality claims rest on CLIP score
+Why: on Stable Diffusion 1.5 the suite's quality claims rest on CLIP score
 (openai/clip-vit-base-patch16) and convergence to a reference. The embedded world has no CLIP
 weights, so this script trains a small transformers `CLIPModel` on the shapes generator's
 image-caption pairs. The suite then loads it with exactly the code that loads openai/clip-* on a GPU
@@ -16,10 +16,11 @@ on held-out generator images and on the embedded diffusion model's own samples.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import tempfile
 import sys
 import time
-from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,11 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sampler_claims.tinyshapes import checker, dataset  # noqa: E402
-from sampler_claims.tinyshapes.vocab import COLORS, SHAPES, caption  # noqa: E402
+from sampler_claims.tinyshapes import checker, dataset, vocab  # noqa: E402  (replaced by --world)
 
 OUT = ROOT / "fixtures" / "tiny-clip"
-TOKENIZER = ROOT / "fixtures" / "tiny-shapes" / "tokenizer"
+#: The embedded diffusion model whose samples the second accuracy figure reads (--model).
+MODEL = ROOT / "fixtures" / "tiny-shapes"
 #: Seeds of the generator: training pool, and a held-out pool never seen in training.
 TRAIN_SEED, HELDOUT_SEED = 1100, 990_001
 #: The embedded model's samples for the second accuracy figure (seeds outside every claim's roster).
@@ -41,15 +42,17 @@ SAMPLE_SEED, SAMPLE_N, SAMPLE_STEPS = 500_000, 96, 20
 
 
 def all_captions() -> list[str]:
-    """Every caption of the world: 4 shapes x 8 foreground x 7 other background colours = 224."""
-    return [caption(s, fg, bg) for s, fg, bg in product(SHAPES, COLORS, COLORS) if fg != bg]
+    """Every caption of the world."""
+    return vocab.all_captions()
 
 
 def build(seed: int = 0):
     from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig,
                               CLIPTokenizer, CLIPVisionConfig)
 
-    tok = CLIPTokenizer.from_pretrained(TOKENIZER)
+    with tempfile.TemporaryDirectory() as folder:  # the world's own tokenizer, as the diffusion model has it
+        vocab.write_tokenizer(Path(folder))
+        tok = CLIPTokenizer.from_pretrained(folder)
     text = CLIPTextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=4, max_position_embeddings=tok.model_max_length,
                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
@@ -166,7 +169,7 @@ def _feat(out) -> torch.Tensor:
 
 @torch.no_grad()
 def zero_shot(images: np.ndarray, model, proc) -> list[dict[str, str]]:
-    """Attributes of the argmax caption among all 224 captions of the world, per image."""
+    """Attributes of the argmax caption among all captions of the world, per image."""
     caps = all_captions()
     ids, mask = caption_ids(caps, proc)
     t = F.normalize(_feat(model.get_text_features(input_ids=ids, attention_mask=mask)), dim=-1)
@@ -182,10 +185,15 @@ def accuracy(pred: list[dict[str, str]], truth: list[dict[str, str] | None]) -> 
     keep = [(p, t) for p, t in zip(pred, truth) if t is not None]
     n = len(keep)
     res = {"n": n}
-    for a in ("shape", "fg", "bg"):
+    for a in vocab.ATTRIBUTES:
         res[a] = round(sum(p[a] == t[a] for p, t in keep) / max(n, 1), 4)
-    res["all_three"] = round(sum(all(p[a] == t[a] for a in ("shape", "fg", "bg")) for p, t in keep) / max(n, 1), 4)
+    res["all"] = round(sum(all(p[a] == t[a] for a in vocab.ATTRIBUTES) for p, t in keep) / max(n, 1), 4)
     return res
+
+
+def reading(r) -> dict[str, str | None]:
+    """The checker's reading as an attribute dict."""
+    return {a: getattr(r, a) for a in vocab.ATTRIBUTES}
 
 
 def evaluate(n_heldout: int = 1000) -> dict:
@@ -199,7 +207,7 @@ def evaluate(n_heldout: int = 1000) -> dict:
     # tests/test_tinyshapes.py); we score against both the truth and the checker.
     pred = zero_shot(held.images, model, proc)
     readings = [checker.read(im) for im in held.images]
-    checker_truth = [{"shape": r.shape, "fg": r.fg, "bg": r.bg} for r in readings]
+    checker_truth = [reading(r) for r in readings]
     res = {"heldout_generator": {"seed": HELDOUT_SEED, "vs_truth": accuracy(pred, held.attributes),
                                  "vs_checker": accuracy(pred, checker_truth)}}
     # The embedded model's own samples (DPM-Solver++@20, the lesson's default): the checker is the referee.
@@ -207,23 +215,23 @@ def evaluate(n_heldout: int = 1000) -> dict:
 
     from sampler_claims.engine import Engine, Request
     from sampler_claims.models import native_size
-    from sampler_claims.prompts import _tiny_roster
     from sampler_claims.schedulers import SchedulerSpec
 
-    pipe = StableDiffusionPipeline.from_pretrained(ROOT / "fixtures" / "tiny-shapes", safety_checker=None,
+    pipe = StableDiffusionPipeline.from_pretrained(MODEL, safety_checker=None,
                                                    requires_safety_checker=False, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     engine = Engine(pipe, model_key="tiny-clip-eval", size=native_size(pipe), device="cpu")
-    prompts = tuple(_tiny_roster(SAMPLE_N, 7))
+    captions = all_captions()
+    prompts = tuple(captions[(7 + i) % len(captions)] for i in range(SAMPLE_N))
     seeds = tuple(SAMPLE_SEED + i for i in range(SAMPLE_N))
     gen = engine.generate(Request(SchedulerSpec.of("dpm-solver"), SAMPLE_STEPS, seeds, prompts))
     imgs = np.asarray(gen.images)
     pred = zero_shot(imgs, model, proc)
     reads = [checker.read(im) for im in imgs]
-    seen = [{"shape": r.shape, "fg": r.fg, "bg": r.bg} for r in reads]
-    # Only images the checker reads fully can referee all three attributes; per attribute, those it read.
+    seen = [reading(r) for r in reads]
+    # Only images the checker reads fully can referee every attribute; per attribute, those it read.
     per_attr = {}
-    for a in ("shape", "fg", "bg"):
+    for a in vocab.ATTRIBUTES:
         pairs = [(p[a], s[a]) for p, s in zip(pred, seen) if s[a] is not None]
         per_attr[a] = round(sum(x == y for x, y in pairs) / max(len(pairs), 1), 4)
     full = [(p, s) for p, s in zip(pred, seen) if None not in s.values()]
@@ -231,9 +239,9 @@ def evaluate(n_heldout: int = 1000) -> dict:
     res["embedded_model_samples"] = {
         "sampler": f"DPM-Solver++@{SAMPLE_STEPS}", "n": SAMPLE_N, "seeds": [seeds[0], seeds[-1]],
         "vs_checker_reading": {"per_attribute": per_attr, "n_fully_read": len(full),
-                               "all_three": round(sum(p == s for p, s in full) / max(len(full), 1), 4)},
+                               "all": round(sum(p == s for p, s in full) / max(len(full), 1), 4)},
         "vs_prompt": accuracy(pred, asked),
-        "checker_vs_prompt": accuracy([s if None not in s.values() else {"shape": "", "fg": "", "bg": ""}
+        "checker_vs_prompt": accuracy([s if None not in s.values() else dict.fromkeys(vocab.ATTRIBUTES, "")
                                        for s in seen], asked),
     }
     (OUT / "evaluation.json").write_text(json.dumps(res, indent=2))
@@ -245,15 +253,30 @@ def write_card(res: dict) -> None:
     summ = json.loads((OUT / "training_summary.json").read_text())
     size = sum(p.stat().st_size for p in OUT.glob("*.safetensors"))
     h, s = res["heldout_generator"], res["embedded_model_samples"]
+    names = {"shape": "shape", "fg": "colour"}
+    attrs = vocab.ATTRIBUTES
+
+    def row(label: str, n, acc: dict) -> str:
+        return f"| {label} | {n} | " + " | ".join(f"{acc[a]:.3f}" for a in (*attrs, "all")) + " |"
+
+    sampled = s["vs_checker_reading"]
+    rows = "\n".join([
+        row(f"held-out generator images (seed {HELDOUT_SEED}) vs the generator's truth", h["vs_truth"]["n"], h["vs_truth"]),
+        row("same images vs the analytic checker's reading", h["vs_checker"]["n"], h["vs_checker"]),
+        row(f"the embedded model's own samples ({s['sampler']}) vs the checker's reading",
+            f"{s['n']} ({sampled['n_fully_read']} fully read)", {**sampled["per_attribute"], "all": sampled["all"]}),
+        row("the same samples vs their prompts", s["vs_prompt"]["n"], s["vs_prompt"]),
+        row("(for scale) the checker's reading vs the prompts", s["checker_vs_prompt"]["n"], s["checker_vs_prompt"]),
+    ])
     card = f"""---
 library_name: transformers
 tags: [clip, tiny, sampler-claims]
 ---
-# tiny-clip: a CLIP for the embedded tiny-shapes world
+# tiny-clip: a CLIP for the embedded world
 
 A `transformers` `CLIPModel` (vision: ViT, 32x32 input, 4x4 patches, 3 layers, width 64; text: 2 layers,
-width 64, the tiny-shapes tokenizer; projection 64) trained contrastively on the shapes generator's
-image-caption pairs (`sampler_claims.tinyshapes.dataset`, seed {summ['train_seed']}, a pool of
+width 64, the world's tokenizer; projection 64) trained contrastively on the world generator's
+image-caption pairs (`{dataset.__name__}`, seed {summ['train_seed']}, a pool of
 {summ['pool']} images, light blur and noise augmentation). Weights: `model.safetensors`, {size / 1e6:.2f} MB.
 
 Why it exists: on Stable Diffusion 1.5 the suite scores quality with CLIP score
@@ -267,21 +290,17 @@ numbers below into `evaluation.json` and this card.
 
 ## Zero-shot accuracy
 
-The image's caption is the argmax over all 224 captions of the world.
+The image's caption is the argmax over all {len(all_captions())} captions of the world.
 
-| images | n | shape | foreground | background | all three |
-|---|---|---|---|---|---|
-| held-out generator images (seed {HELDOUT_SEED}) vs the generator's truth | {h['vs_truth']['n']} | {h['vs_truth']['shape']:.3f} | {h['vs_truth']['fg']:.3f} | {h['vs_truth']['bg']:.3f} | {h['vs_truth']['all_three']:.3f} |
-| same images vs the analytic checker's reading | {h['vs_checker']['n']} | {h['vs_checker']['shape']:.3f} | {h['vs_checker']['fg']:.3f} | {h['vs_checker']['bg']:.3f} | {h['vs_checker']['all_three']:.3f} |
-| the embedded model's own samples ({s['sampler']}) vs the checker's reading | {s['n']} ({s['vs_checker_reading']['n_fully_read']} fully read) | {s['vs_checker_reading']['per_attribute']['shape']:.3f} | {s['vs_checker_reading']['per_attribute']['fg']:.3f} | {s['vs_checker_reading']['per_attribute']['bg']:.3f} | {s['vs_checker_reading']['all_three']:.3f} |
-| the same samples vs their prompts | {s['vs_prompt']['n']} | {s['vs_prompt']['shape']:.3f} | {s['vs_prompt']['fg']:.3f} | {s['vs_prompt']['bg']:.3f} | {s['vs_prompt']['all_three']:.3f} |
-| (for scale) the checker's reading vs the prompts | {s['checker_vs_prompt']['n']} | {s['checker_vs_prompt']['shape']:.3f} | {s['checker_vs_prompt']['fg']:.3f} | {s['checker_vs_prompt']['bg']:.3f} | {s['checker_vs_prompt']['all_three']:.3f} |
+| images | n | {" | ".join(names.get(a, a) for a in attrs)} | all |
+|---|---|{"---|" * len(attrs)}---|
+{rows}
 
 ## Limits
 
-It knows only this world: 4 shapes, 8 colours, one caption template, 32x32 pixels. Its CLIP scores are on
-its own scale, not comparable with openai/clip-* scores; the suite's CLIP margins are calibrated per model
-on the world's renderer (`sampler_claims/registry.py`).
+It knows only this world: {len(vocab.SHAPES)} shapes, {len(vocab.COLORS)} colours, one caption template, 32x32 pixels. Its CLIP scores
+are on its own scale, not comparable with openai/clip-* scores; the suite's CLIP margins are calibrated per
+model on the world's renderer (`sampler_claims/registry.py`).
 """
     (OUT / "README.md").write_text(card)
 
@@ -293,7 +312,14 @@ if __name__ == "__main__":
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--pool", type=int, default=30000, help="generator images rendered for training")
     ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--world", default="sampler_claims.tinyshapes", help="the world's package")
+    ap.add_argument("--model", type=Path, default=MODEL, help="the embedded diffusion model whose samples are read")
+    ap.add_argument("--out", type=Path, default=OUT, help="where the CLIP and its card are written")
     a = ap.parse_args()
+    checker = importlib.import_module(a.world + ".checker")
+    dataset = importlib.import_module(a.world + ".dataset")
+    vocab = importlib.import_module(a.world + ".vocab")
+    MODEL, OUT = a.model, a.out
     if not a.eval_only:
         print(json.dumps(train(a.minutes, a.batch, a.lr, a.pool)), flush=True)
     print(json.dumps(evaluate(), indent=2), flush=True)

@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .dataset import COLOR_NAMES, PALETTE, shade, shape_inside
-from .vocab import COLORS, SHAPES
+from .dataset import COLOR_NAMES, PALETTE, sample, shade, shape_inside
+from .vocab import ATTRIBUTES, COLORS, SHAPES, caption_of, swapped
 
 #: Shading factors tried when matching a pixel to a named colour (the stripes shade by at most 0.12).
 SHADES = np.linspace(-0.3, 0.3, 13)
@@ -308,3 +308,24 @@ def adherence(images: Sequence[np.ndarray] | np.ndarray, prompts: Sequence[str])
         "scores": [scores(np.asarray(im), p, r.read) for im, p, r in zip(images, prompts, results)],
         "results": results,
     }
+
+
+def renderer_drop(n: int = 200, seed: int = 4242) -> dict[str, float]:
+    """The score drop of one wrong attribute, on the world's renderer alone (no sampler involved).
+
+    Each rendered image is scored against its own caption and against the caption with one attribute
+    swapped for another value; the mean drop per attribute and over attributes. This is the checker's
+    scale: the registry states quality margins in wrong attributes per image and converts them with it.
+    """
+    batch = sample(seed, n)
+    rng = np.random.default_rng(seed + 1)
+    reads = [read(im) for im in batch.images]
+    own = [scores(im, c, r).score for im, c, r in zip(batch.images, batch.captions, reads)]
+    out: dict[str, float] = {}
+    for attr in ATTRIBUTES:
+        wrong = [scores(im, caption_of(swapped(a, attr, rng)), r).score
+                 for im, a, r in zip(batch.images, batch.attributes, reads)]
+        out[attr] = float(np.mean(np.subtract(own, wrong)))
+    out["mean"] = float(np.mean([out[a] for a in ATTRIBUTES]))
+    out["own_mean"] = float(np.mean(own))
+    return out

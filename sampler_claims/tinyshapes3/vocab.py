@@ -7,6 +7,7 @@ still tokenizes, into letters, instead of failing.
 from __future__ import annotations
 
 import json
+from itertools import product
 from pathlib import Path
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -32,6 +33,27 @@ MODEL_MAX_LENGTH = 16
 def caption(shape: str, fg: str) -> str:
     """The one caption template of the world, e.g. 'a red circle'. The background is never named."""
     return f"a {fg} {shape}"
+
+
+#: The values each attribute takes.
+VALUES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "fg": tuple(COLORS)}
+
+
+def caption_of(attrs: dict[str, str]) -> str:
+    """The caption of an attribute dict (the checker's parse_prompt inverts it)."""
+    return caption(attrs["shape"], attrs["fg"])
+
+
+def swapped(attrs: dict[str, str], attr: str, rng) -> dict[str, str]:
+    """The same attributes with `attr` changed to another of its values, at random: one wrong attribute."""
+    out = dict(attrs)
+    out[attr] = str(rng.choice([v for v in VALUES[attr] if v != attrs[attr]]))
+    return out
+
+
+def all_captions() -> list[str]:
+    """Every caption of the world: 4 shapes x 8 colours = 32."""
+    return [caption_of(dict(zip(ATTRIBUTES, v))) for v in product(*(VALUES[a] for a in ATTRIBUTES))]
 
 
 def words() -> list[str]:
