@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from .convergence import Basis, ReferenceCheck
 from .engine import Generation
@@ -95,10 +95,10 @@ class QualityClaim:
         self.claim.metric(referee=verdict.as_dict())
         return verdict
 
-    def decide(self, rule: Callable[[Judge], Verdict], margins: Mapping[str, str]) -> NoReturn:
-        """Referee, basis table (its `margins`: label -> threshold name), then the one decision."""
+    def decide(self, rule: Callable[[Judge], Verdict], margins: Mapping[str, str]) -> None:
+        """Referee, basis table (its `margins`: label -> threshold name), then the one decision (claim.decide:
+        call it last)."""
         referee = self.referee_verdict(rule)
         show_basis(self.claim, self.quality, self.control, {label: self.margin(name) for label, name in margins.items()},
                    self.convergence, referee)
         self.claim.decide(rule(self.judge))
-        raise AssertionError("claim.decide always ends the test")  # pragma: no cover

@@ -93,8 +93,9 @@ class ClaimRecorder:
     def id(self) -> str:
         return self.claim.id
 
-    def t(self, name: str) -> Any:
-        return self.claim.t(name)
+    def t(self, name: str, kind: type | None = None) -> Any:
+        """The claim's registry value `name` (registry.Claim.t)."""
+        return self.claim.t(name, kind)
 
     def metric(self, **values: Any) -> None:
         self.record.metrics.update({k: _jsonable(v) for k, v in values.items()})

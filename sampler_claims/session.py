@@ -138,18 +138,7 @@ class ClaimsSession:
 
 
 def determinism_state() -> dict[str, Any]:
-    import os
-
-    return {
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "cudnn_deterministic": torch.backends.cudnn.deterministic,
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-    }
-
-
-def determinism_state() -> dict[str, Any]:
+    """The determinism settings in force (recorded with the environment and beside ddim-deterministic)."""
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,

@@ -10,6 +10,7 @@ import pytest
 from negative_support import rounds, scores, shifted
 from sampler_claims import registry
 from sampler_claims.rules.exercise3 import fit_rounds, knee, linear_time, line_fits, no_gain_past_25, ssim_knee, sweet_spot
+from sampler_claims.timing import timed_name
 from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation
 
 STEPS = registry.get("sweet-spot").t("step_counts")
@@ -71,7 +72,7 @@ def test_the_knee_shown_in_the_report():
 
 # ----------------------------------------------------------------------------------------- linear-time
 LT = registry.get("linear-time").t
-NAMES = {s: f"dpm@{s}" for s in STEPS}
+NAMES = {s: timed_name("dpm-solver", s) for s in STEPS}
 
 
 def _linear(law, jitter: float = 0.01, n: int = 4, wall_law=None):

@@ -15,7 +15,7 @@ import torch
 from ..counters import count_random_draws
 from ..engine import Engine, Request
 from ..metrics import Difference, difference
-from ..schedulers import SchedulerSpec, make_scheduler
+from ..schedulers import DDIM, DDPM, DDPM_TRAILING, SchedulerSpec, make_scheduler
 from ..verdict import Separation, Verdict, all_of, at_least, equivalent, exact, gated, inconclusive, paired
 
 @dataclass
@@ -241,11 +241,7 @@ def ddpm_noise_draws(m: NoiseDraws, *, min_draws: int) -> Verdict:
 
 # ============================================================================ ddpm-50-step-count
 #: The three configurations the claim compares, on the shared roster.
-STEP_COUNT_CONFIGS = {
-    "DDPM@1000": (SchedulerSpec.of("ddpm", timestep_spacing="trailing"), 1000),
-    "DDPM@50": (SchedulerSpec.of("ddpm"), 50),
-    "DDIM@50": (SchedulerSpec.of("ddim"), 50),
-}
+STEP_COUNT_CONFIGS = {"DDPM@1000": (DDPM_TRAILING, 1000), "DDPM@50": (DDPM, 50), "DDIM@50": (DDIM, 50)}
 
 
 def ddpm_50_step_count(scores: dict[str, Sequence[float]], control: Separation | None, *, margin: float,

@@ -1,0 +1,92 @@
+"""The registry is what runs: change a claim's quality control, convergence reference or timing grid in its
+registry entry, and what the session generates and times changes with it (no constant elsewhere repeats them)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from sampler_claims import registry
+from sampler_claims.quality import Quality, Roster
+from sampler_claims.registry import Control, Run, Threshold
+from sampler_claims.session import ClaimsSession
+from sampler_claims.timing import timed_configs
+
+
+class RecordingEngine:
+    """Records (scheduler, steps) of every generation it is asked for; latents shrink with the step count."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int]] = []
+
+    def generate(self, request, cached: bool = True):  # noqa: ANN001, ANN201
+        self.asked.append((request.scheduler.name, request.steps))
+        n = len(request.seeds)
+        latents = torch.arange(1, n + 1, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 4, 2, 2) / request.steps
+        return SimpleNamespace(request=request, latents=latents, images=None)
+
+
+ROSTER = Roster(("a red circle on a blue background",) * 4, (0, 1, 2, 3))
+
+
+def _session(monkeypatch: pytest.MonkeyPatch, mode: str) -> ClaimsSession:
+    session = ClaimsSession(SimpleNamespace(model_kind="tiny", device="cpu"), quality_arg=mode)  # type: ignore[arg-type]
+    session._quality = Quality(True, mode, clip_error="no CLIP in this test") if mode == "clip" else Quality(True)
+    # Scores that rise with the step count, so that any good/bad pair separates.
+    monkeypatch.setattr(Quality, "scores", lambda self, gen: [gen.request.steps + 0.1 * k for k in range(4)])
+    return session
+
+
+def _set(monkeypatch: pytest.MonkeyPatch, claim_id: str, name: str, value: object) -> None:
+    monkeypatch.setitem(registry.get(claim_id).thresholds, name, Threshold(value, "changed by the test"))
+
+
+def test_the_quality_control_that_runs_is_the_claims_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    claim = registry.get("no-gain-past-25")
+    session, engine = _session(monkeypatch, "checker"), RecordingEngine()
+    control, good, bad = session.quality_control(claim, engine, ROSTER)
+    assert engine.asked == [("dpm-solver", 200), ("dpm-solver", 5)]
+    assert (control.good, control.bad) == ("DPM-Solver@200", "DPM-Solver@5")
+
+    _set(monkeypatch, claim.id, "quality_control", Control("ddim", 40, 3))
+    engine.asked.clear()
+    control, good, bad = session.quality_control(claim, engine, ROSTER)
+    assert engine.asked == [("ddim", 40), ("ddim", 3)]
+    assert (control.good, control.bad) == ("DDIM@40", "DDIM@3") and good.request.steps == 40
+
+
+def test_the_convergence_reference_that_runs_is_the_claims_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    claim = registry.get("sweet-spot")
+    session, engine = _session(monkeypatch, "clip"), RecordingEngine()
+    basis = session.convergence(claim, engine, ROSTER)
+    assert basis.reference_label == "DPM-Solver@200"
+    assert set(engine.asked) == {("dpm-solver", s) for s in (200, 100, 5, 20)}
+
+    _set(monkeypatch, claim.id, "convergence_reference", Run("dpm-solver", 150))
+    _set(monkeypatch, claim.id, "reference_check", Control("dpm-solver", 75, 10))
+    engine.asked.clear()
+    basis = session.convergence(claim, engine, ROSTER)
+    assert basis.reference_label == "DPM-Solver@150" and basis.reference.request.steps == 150
+    assert (basis.check.coarser, basis.check.bad) == ("DPM-Solver@75", "DPM-Solver@10")
+    assert set(engine.asked) == {("dpm-solver", s) for s in (150, 75, 10, 20, 5)}
+    # A claim whose entry names no reference gets none.
+    assert session.convergence(registry.get("ddpm-10-worse"), engine, ROSTER) is None
+
+
+def test_the_timing_grid_that_runs_is_the_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [n for n in timed_configs("p", 0) if n.startswith("dpm@")] == [
+        "dpm@5", "dpm@10", "dpm@20", "dpm@50", "dpm@100", "dpm@200", "dpm@25"]
+    _set(monkeypatch, "linear-time", "step_counts", (4, 8, 16, 32))
+    _set(monkeypatch, "recommended-default", "steps", (20, 30))
+    configs = timed_configs("p", 0)
+    assert [n for n in configs if n.startswith("dpm@")] == ["dpm@4", "dpm@8", "dpm@16", "dpm@32", "dpm@20", "dpm@30"]
+    assert {r.steps for r in configs.values() if r.scheduler.name == "dpm-solver"} == {4, 8, 16, 32, 20, 30}
+    assert {"ddim@50", "ddim@50 guidance 1", "ddpm@1000"} <= set(configs)
+
+
+def test_an_unknown_threshold_name_lists_the_names_that_exist() -> None:
+    with pytest.raises(KeyError, match="has no threshold 'step_count'; it has: min_r2, max_overhead_share, step_counts"):
+        registry.get("linear-time").t("step_count")
+    with pytest.raises(TypeError, match="not a Control"):
+        registry.get("linear-time").t("step_counts", Control)
