@@ -1,9 +1,14 @@
 """The one generation engine every claim calls.
 
-It batches seeds into one pipeline call with a list of CPU generators (image k is reproducible on its
-own, diffusers #3158), counts U-Net calls through a hook, times the call, guards against NaN and blank
-output, and caches results for the session keyed by every input, so that claims sharing a generation
-compute it once. Timing runs pass `cached=False`.
+It runs a request's seeds through the pipeline with one CPU generator per seed (image k is reproducible on
+its own, diffusers #3158), in chunks that fit the device (sampler_claims.memory: a peak-memory probe on the
+first generation of each shape, accelerate's `find_executable_batch_size` on an out-of-memory error, or
+`--max-batch`), decodes with diffusers' VAE slicing, counts U-Net calls through a hook, times the call, guards
+against NaN and blank output, reports progress per step, and caches results for the session keyed by every
+input, so that claims sharing a generation compute it once. Timing runs pass `cached=False`.
+
+Because every image has its own generator and the VAE decodes one image at a time, a chunked generation is
+identical to the one-batch generation bit for bit on the CPU (tests/test_chunking.py).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from .counters import count_unet_calls
+from .memory import MemoryProbe, probe_for, run_in_chunks
 from .metrics import guard
 from .schedulers import SchedulerSpec, make_scheduler
 
@@ -81,6 +87,11 @@ class Generation:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def chunks(self) -> list[int]:
+        """The seeds per pipeline call this generation ran in (one entry: one batch)."""
+        return list(self.extra.get("chunks", [len(self.request.seeds)]))
+
+    @property
     def cpu_seconds(self) -> float:
         """CPU time of this process during the call: on a shared CPU it barely moves when a neighbour
         takes a core, where wall time does."""
@@ -95,6 +106,34 @@ class Generation:
         return self.images[k]
 
 
+def time_embedding_once_per_call(unet: Any) -> None:
+    """Make the U-Net's result for an image independent of how many images share the call.
+
+    Every image of a pipeline call is at the same timestep, yet diffusers' U-Net expands t to the batch and runs
+    the time-embedding MLP and every resnet's `time_emb_proj` as a matrix product with one row per image. CPU GEMM
+    kernels round differently for a different number of rows (measured: up to 1e-6 in the U-Net's output between
+    a batch of 14 and chunks of 2, on the embedded model and on random weights), so a chunked generation would
+    drift from the one-batch generation. Embedding t once (a batch of one) and letting the resnets broadcast it
+    over the images removes the only batch-size-dependent product: chunked and one-batch generations are then
+    identical bit for bit on the CPU (tests/test_chunking.py). A call whose timesteps differ per image keeps the
+    stock path.
+    """
+    if getattr(unet, "_sampler_claims_time_once", False):
+        return
+    stock = unet.get_time_embed
+
+    def get_time_embed(sample: torch.Tensor, timestep: Any) -> Any:
+        if torch.is_tensor(timestep) and timestep.numel() > 1:
+            flat = timestep.flatten()
+            if not bool((flat == flat[0]).all()):
+                return stock(sample=sample, timestep=timestep)
+            timestep = flat[:1]
+        return stock(sample=sample[:1], timestep=timestep)
+
+    unet.get_time_embed = get_time_embed
+    unet._sampler_claims_time_once = True
+
+
 def cpu_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU generator per image, as diffusers' own tests use, for results that match across devices."""
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -107,12 +146,26 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 class Engine:
     def __init__(self, pipe: StableDiffusionPipeline, *, model_key: str, size: int, device: str,
-                 check: bool = True) -> None:
+                 check: bool = True, max_batch: int | None = None, memory: MemoryProbe | None = None,
+                 progress: Any = None) -> None:
         self.pipe = pipe
         self.model_key = model_key
         self.size = size
         self.device = device
         self.check = check
+        #: --max-batch: force at most this many seeds per pipeline call; None = measure what fits.
+        self.max_batch = max_batch
+        #: Free and peak memory where the generations run (None: no probe, e.g. the CPU: one batch).
+        self.memory = memory if memory is not None else probe_for(device)
+        #: The largest chunk that fits, per generation shape (measured once per shape, halved on OOM).
+        self.fits: dict[str, int] = {}
+        #: Chunk sizes of every generation run so far, for claims.json (the plugin drains it per test).
+        self.chunk_log: list[list[int]] = []
+        #: sampler_claims.progress.Progress, or None: told of every step.
+        self.progress = progress
+        # diffusers' own VAE slicing: one image through the decoder at a time, whatever the batch.
+        pipe.vae.enable_slicing()
+        time_embedding_once_per_call(pipe.unet)
         #: The stock scheduler config, captured before any swap: every scheduler is made from it.
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
@@ -167,20 +220,70 @@ class Engine:
     def _sample(self, req: Request, scheduler: Any, used_config: dict[str, Any],
                 generators: list[torch.Generator] | None,
                 callback: Callable[[Any, int, Any, dict], dict] | None) -> Generation:
-        pipe = self.pipe
-        batch = len(req.seeds)
-        gens = generators if generators is not None else cpu_generators(req.seeds)
-        latents = None
-        if req.latents_seed is not None:
-            latents = self.initial_latents(req.latents_seed, batch).to(self.device, dtype=pipe.unet.dtype)
+        """The request in chunks of seeds, joined as if it had been one batch.
 
+        Explicit generators or callbacks run as one batch: a shared generator's stream, or a callback that
+        reads the whole batch, would change if the seeds were split."""
+        n = len(req.seeds)
+        shape = self.shape_key(req)
+        whole = generators is not None or callback is not None
+        z_t = None
+        if req.latents_seed is not None:  # one generator for the whole batch: draw it whole, then slice
+            z_t = self.initial_latents(req.latents_seed, n)
+        parts: list[Generation] = []
+        progress = self.progress.begin(req, self.model_key) if self.progress is not None else None
+
+        def run(start: int, count: int) -> Generation:
+            gens = generators if generators is not None else cpu_generators(req.seeds[start:start + count])
+            lat = z_t[start:start + count] if z_t is not None else None
+            return self._sample_chunk(req, scheduler, start, count, gens, lat, callback, progress)
+
+        try:
+            if whole:
+                parts.append(run(0, n))
+            else:
+                run_in_chunks(n, shape, self.fits, self.memory, self.max_batch, run, parts, self.device)
+        except BaseException:
+            if progress is not None:
+                progress.abort()
+            raise
+        result = join(req, parts, used_config, [int(t) for t in scheduler.timesteps])
+        self.chunk_log.append(result.chunks)
+        if progress is not None:
+            progress.end(result)
+        if self.check:
+            guard(result.images if result.images is not None else np.zeros((0, 1, 1, 3), np.uint8),
+                  result.latents, f"{req.describe()} on {self.model_key}")
+        return result
+
+    def shape_key(self, req: Request) -> str:
+        """What decides a generation's memory per image: the size, CFG (two U-Net samples per image),
+        decoding, and captures kept on the device. Steps and the scheduler do not."""
+        cfg = "cfg" if req.guidance > 1 else "no-cfg"
+        return f"{self.size}px {cfg} {req.output}{' capture' if req.capture else ''}"
+
+    def call_pipe(self, **kwargs: Any) -> Any:
+        """The one pipeline call (a seam: tests put a fake out-of-memory limit here)."""
+        return self.pipe(**kwargs)
+
+    def _sample_chunk(self, req: Request, scheduler: Any, start: int, count: int, gens: list[torch.Generator],
+                      latents: torch.Tensor | None, callback: Callable[[Any, int, Any, dict], dict] | None,
+                      progress: Any) -> Generation:
+        pipe = self.pipe
+        # A multistep scheduler keeps state across steps: every chunk starts from a fresh copy.
+        scheduler = type(scheduler).from_config(scheduler.config) if start else scheduler
+        step_fn = scheduler.step
+        pipe.scheduler = scheduler
+        if latents is not None:
+            latents = latents.to(self.device, dtype=pipe.unet.dtype)
+        prompts = req.prompts[start:start + count]
         steps_seen: list[torch.Tensor] = []
         x0s: list[torch.Tensor] = []
         final: dict[str, torch.Tensor] = {}
         total = [0]
 
         if req.capture:
-            original_step = scheduler.step
+            original_step = step_fn
 
             # wraps: the pipeline reads step's signature to decide whether to pass `generator` and `eta`;
             # a bare (*args, **kwargs) wrapper would make DDPM draw from the global RNG and DDIM drop eta.
@@ -201,33 +304,40 @@ class Engine:
             if req.capture:
                 steps_seen.append(lat.detach().float().cpu().clone())
             final["latents"] = lat
+            if progress is not None:
+                progress.step(start, count, i + 1, p.num_timesteps if hasattr(p, "num_timesteps") else None)
             if callback is not None:
                 return callback(p, i, t, kwargs)
             return {}
 
-        with count_unet_calls(pipe.unet) as calls:
-            sync = self.device.startswith("cuda")
-            if sync:
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            start, cpu_start = time.perf_counter(), time.process_time()
-            out = pipe(
-                prompt=req.prompts,
-                num_inference_steps=req.steps,
-                guidance_scale=req.guidance,
-                eta=req.eta,
-                generator=gens,
-                latents=latents,
-                height=self.size,
-                width=self.size,
-                output_type="latent" if req.output == "latent" else "np",
-                callback_on_step_end=on_step_end,
-            )
-            if sync:
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
-            cpu_seconds = time.process_time() - cpu_start
-        peak = torch.cuda.max_memory_allocated() if sync else None
+        try:
+            with count_unet_calls(pipe.unet) as calls:
+                sync = self.device.startswith("cuda")
+                if sync:
+                    torch.cuda.synchronize()
+                if self.memory is not None:
+                    self.memory.reset_peak()
+                start_t, cpu_start = time.perf_counter(), time.process_time()
+                out = self.call_pipe(
+                    prompt=prompts,
+                    num_inference_steps=req.steps,
+                    guidance_scale=req.guidance,
+                    eta=req.eta,
+                    generator=gens,
+                    latents=latents,
+                    height=self.size,
+                    width=self.size,
+                    output_type="latent" if req.output == "latent" else "np",
+                    callback_on_step_end=on_step_end,
+                )
+                if sync:
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start_t
+                cpu_seconds = time.process_time() - cpu_start
+        finally:
+            if req.capture:
+                scheduler.step = step_fn  # type: ignore[method-assign]
+        peak = self.memory.peak() if self.memory is not None else None
 
         final_latents = final.get("latents")
         if req.output == "latent":
@@ -236,18 +346,13 @@ class Engine:
         else:
             images = to_uint8(np.asarray(out.images))
         final_latents = final_latents.detach().float().cpu() if final_latents is not None else torch.empty(0)
-        result = Generation(
+        return Generation(
             request=req, images=images, latents=final_latents, unet_batch_sizes=calls.batch_sizes,
-            seconds=seconds, scheduler_config=used_config,
-            timesteps=[int(t) for t in scheduler.timesteps],
+            seconds=seconds, scheduler_config={}, timesteps=[],
             intermediates=steps_seen if req.capture else None,
             x0_previews=x0s if req.capture else None,
-            extra={"callbacks": total[0], "peak_gpu_bytes": peak, "cpu_seconds": cpu_seconds},
+            extra={"callbacks": total[0], "peak_bytes": peak, "cpu_seconds": cpu_seconds, "chunks": [count]},
         )
-        if self.check:
-            guard(images if images is not None else np.zeros((0, 1, 1, 3), np.uint8), final_latents,
-                  f"{req.describe()} on {self.model_key}")
-        return result
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Decode latents (e.g. captured intermediates) to uint8 images with the pipeline's VAE."""
@@ -257,3 +362,32 @@ class Engine:
             image = pipe.vae.decode(lat, return_dict=False)[0]
         image = pipe.image_processor.postprocess(image, output_type="np")
         return to_uint8(np.asarray(image))
+
+
+def join(req: Request, parts: list[Generation], used_config: dict[str, Any], timesteps: list[int]) -> Generation:
+    """Chunks joined into the generation one batch would have given: images, latents and captures concatenated
+    along the batch, U-Net batch sizes summed call by call (each chunk makes the same calls), times summed."""
+    if len(parts) == 1:
+        g = parts[0]
+        g.scheduler_config, g.timesteps = used_config, timesteps
+        g.extra["peak_gpu_bytes"] = g.extra.pop("peak_bytes")
+        return g
+
+    def cat(xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs) if xs[0].numel() else xs[0]
+
+    images = None if parts[0].images is None else np.concatenate([p.images for p in parts])  # type: ignore[misc]
+    captures = None
+    x0s = None
+    if parts[0].intermediates is not None:
+        captures = [torch.cat(step) for step in zip(*(p.intermediates for p in parts))]  # type: ignore[misc]
+        x0s = [torch.cat(step) for step in zip(*(p.x0_previews for p in parts))]  # type: ignore[misc]
+    batch_sizes = [sum(b) for b in zip(*(p.unet_batch_sizes for p in parts))]
+    peaks = [p.extra.get("peak_bytes") for p in parts if p.extra.get("peak_bytes") is not None]
+    return Generation(
+        request=req, images=images, latents=cat([p.latents for p in parts]), unet_batch_sizes=batch_sizes,
+        seconds=sum(p.seconds for p in parts), scheduler_config=used_config, timesteps=timesteps,
+        intermediates=captures, x0_previews=x0s,
+        extra={"callbacks": parts[0].extra["callbacks"], "peak_gpu_bytes": max(peaks) if peaks else None,
+               "cpu_seconds": sum(p.cpu_seconds for p in parts), "chunks": [c for p in parts for c in p.chunks]},
+    )

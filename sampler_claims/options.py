@@ -45,6 +45,8 @@ class Settings:
     deterministic: bool = False
     offload: bool = False
     size: int | None = None
+    #: --max-batch: at most this many seeds per pipeline call (None: the engine measures what fits).
+    max_batch: int | None = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -241,12 +243,13 @@ def batch_bytes(size: int, seeds: int) -> int:
 
 
 def check_size_fits(size: int, seeds: int, device: str) -> None:
-    need, have = batch_bytes(size, seeds), available_memory(device)
+    """A first check before loading anything: one image's latents and pixels must fit. Whether a chunk of
+    seeds fits is measured by the engine (sampler_claims.memory), which splits the seeds into chunks."""
+    need, have = batch_bytes(size, 1), available_memory(device)
     if need > have:
         raise SettingsError(
-            f"--size {size}: one batch of {seeds} seeds needs at least {need / 2**30:,.1f} GiB for its latents and "
-            f"images alone, and {device} has {have / 2**30:,.1f} GiB free; use a smaller --size (SD 1.5 is trained "
-            "at 512) or fewer --seeds")
+            f"--size {size}: one image needs at least {need / 2**30:,.1f} GiB for its latents and pixels alone, and "
+            f"{device} has {have / 2**30:,.1f} GiB free; use a smaller --size (SD 1.5 is trained at 512)")
 
 
 def _hub_reachable() -> bool:
@@ -274,6 +277,7 @@ def resolve(
     seed_base: int = DEFAULT_SEED_BASE,
     timing_rounds: int = 4,
     worker: str | None = None,
+    max_batch: int | None = None,
 ) -> Settings:
     """Turn raw option values into Settings, or raise SettingsError with the fix."""
     if seeds < 1:
@@ -290,7 +294,7 @@ def resolve(
     if size is not None and (size < 8 or size % 8):
         raise SettingsError(f"--size {size}: give a multiple of 8 pixels, e.g. --size 512")
     if size is not None:
-        check_size_fits(size, seeds, dev)
+        check_size_fits(size, min(seeds, max_batch or seeds), dev)
     kind, source, reason = resolve_model(model, dev)
     if kind == "tiny" and not is_pipeline_folder(Path(source)):
         raise SettingsError(f"the embedded model is missing at {source}; run scripts/train_tiny.py or re-clone")
@@ -301,5 +305,5 @@ def resolve(
     return Settings(
         model_arg=model, model_kind=kind, model_source=source, model_reason=reason, device=dev,
         dtype_name=dtype_name, seeds=seeds, report_path=report_path, deterministic=deterministic,
-        offload=offload, size=size, seed_base=seed_base, timing_rounds=timing_rounds,
+        offload=offload, size=size, seed_base=seed_base, timing_rounds=timing_rounds, max_batch=max_batch,
     )

@@ -15,6 +15,7 @@ import torch
 
 from . import options, registry
 from .engine import Engine
+from .memory import OutOfDeviceMemory, chunk_summary
 from .models import LoadedModel
 from .options import Settings, SettingsError
 from .prompts import Prompts
@@ -73,6 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="accelerate's model CPU offload, for GPUs under 8 GB (default: off)")
     group.addoption("--size", action="store", default=None, type=int, metavar="PX",
                     help="image side in pixels (default: the model's native size)")
+    group.addoption("--max-batch", action="store", default=None, type=options.positive_int, metavar="N",
+                    help="at most N seeds per pipeline call; chunked results are identical to one batch on the CPU "
+                         "(default: measured on CUDA, a peak-memory probe on the first generation of each shape, "
+                         "then the largest chunk that fits with headroom; one batch on the CPU)")
     group.addoption("--threads", action="store", default=None, type=options.positive_int, metavar="N",
                     help="torch CPU threads (default: 1 on the CPU, torch's own choice elsewhere): on a shared "
                          "2-core machine 2 threads made step times vary up to 50x (spin-waits under contention)")
@@ -95,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
             report=config.getoption("--claims-report"), deterministic=config.getoption("--deterministic"),
             offload=config.getoption("--offload"), size=config.getoption("--size"),
             rootdir=config.rootpath, seed_base=config.getoption("--seed-base"), worker=worker_id(config),
-            timing_rounds=config.getoption("--timing-rounds"),
+            timing_rounds=config.getoption("--timing-rounds"), max_batch=config.getoption("--max-batch"),
         )
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -285,6 +290,26 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                    if it.get_closest_marker("claim") else cost_rank(None))
 
 
+def _stop_on_oom() -> Iterator[None]:
+    try:
+        return (yield)
+    except OutOfDeviceMemory as exc:
+        # Every later claim would run out of memory the same way: stop the run with one usage error (exit
+        # code 4) that names the fix, rather than a traceback per test. The report is still written.
+        pytest.exit(f"sampler-claims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Fixtures generate too (the roster, the quality control): out of memory there ends the run cleanly."""
+    return (yield from _stop_on_oom())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _stop_on_oom())
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """Put the claim's outcome (and, on an xdist worker, its whole record) on the test report; the
@@ -318,6 +343,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cid = marker.args[0]
     rec = cs.results.records[cid]
     rec.ran_on = {"worker": worker_id(item.config) or "main", "device": cs.settings.device}
+    chunks = cs.drain_chunks(cid)
+    if chunks:
+        rec.ran_on["chunks"] = chunk_summary(chunks)
     report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message}))
     if worker_id(item.config) is not None:
         report.user_properties.append((RECORD_PROP, record_payload(rec)))

@@ -52,7 +52,7 @@ class ClaimRecord:
     decision: Verdict | None = None
     expected: str = CONFIRMED
     #: Where it ran: {"worker": "gw0" or "main", "device": "cpu"}, shown in the report.
-    ran_on: dict[str, str] = field(default_factory=dict)
+    ran_on: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     tests: list[dict[str, str]] = field(default_factory=list)

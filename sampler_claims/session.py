@@ -44,6 +44,9 @@ class ClaimsSession:
         self._bases: dict[tuple[Run, Control, Control, float], Basis] = {}
         #: Where the report was written (pytest_sessionfinish), for the terminal summary.
         self.report_paths: list[Any] = []
+        #: sampler_claims.progress.Progress: one line per generation (set by the plugin; None stays quiet).
+        self.progress: Any = None
+        self._chunks: dict[str, list[list[int]]] = {}
 
     @property
     def quality_mode(self) -> str:
@@ -106,8 +109,18 @@ class ClaimsSession:
         if self._engine is None:
             m = self.model()
             self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
-                                  device=self.settings.device)
+                                  device=self.settings.device, max_batch=self.settings.max_batch,
+                                  progress=self.progress)
         return self._engine
+
+    def drain_chunks(self, claim_id: str) -> list[list[int]]:
+        """The chunk sizes of the generations run since the last call (for the claim whose test just ran),
+        kept across its setup and call; recorded with where the claim ran, not with its metrics."""
+        if self._engine is None:
+            return self._chunks.get(claim_id, [])
+        self._chunks.setdefault(claim_id, []).extend(self._engine.chunk_log)
+        self._engine.chunk_log.clear()
+        return self._chunks[claim_id]
 
     def environment(self) -> dict[str, Any]:
         import diffusers
@@ -120,7 +133,7 @@ class ClaimsSession:
             "torch": torch.__version__, "diffusers": diffusers.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
-            "offload": s.offload, "size": self._model.size if self._model else s.size,
+            "offload": s.offload, "size": self._model.size if self._model else s.size, "max_batch": s.max_batch,
             "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
             "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.time() - self.started, 2),
@@ -131,6 +144,11 @@ class ClaimsSession:
             env["quality_basis"] = self._quality.basis
         if self._engine is not None:
             env["generation_cache"] = dict(self._engine.stats)
+            if self._engine.fits:
+                env["measured_fit"] = dict(self._engine.fits)
+        chunks = {cid: r.ran_on["chunks"] for cid, r in self.results.records.items() if r.ran_on.get("chunks")}
+        if chunks:
+            env["chunk_sizes"] = chunks
         ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
         if ran:
             env["workers"] = dict(sorted(ran.items()))

@@ -110,7 +110,7 @@ def test_relative_report_path_is_under_rootdir(tmp_path) -> None:
         (["--timing-rounds", "1"], "--timing-rounds must be at least 2"),
         (["--seed-base", "-5"], "--seed-base must be between 0"),
         (["--claims-report", "/proc/nope/x.html"], "--claims-report /proc/nope/x.html: cannot write to the folder"),
-        (["--size", "1000000"], "--size 1000000: one batch of 32 seeds needs at least"),
+        (["--size", "1000000"], "--size 1000000: one image needs at least"),
         (["--claim", "speed-up"], "--claim 'speed-up' is not a claim id"),
         (["--dtype", "float16", "--device", "cpu"], "float16 is refused on the CPU"),
     ],
