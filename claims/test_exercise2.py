@@ -1,5 +1,5 @@
-"""Exercise 2: DDIM determinism against DDPM stochasticity, at the lesson's 50 steps and 3 runs, and the
-lesson's note that DDPM@50's lower quality is about step count.
+"""Exercise 2: DDIM determinism against DDPM stochasticity, at the lesson's 50 steps and 3 runs, the
+lesson's note that DDPM@50's lower quality is about step count, and interpolation in z_T space.
 
 Every identity run here is a real, uncached pipeline call (explicit generators bypass the cache):
 identity between runs is the measurement, so a cache hit would prove nothing. Each configuration runs
@@ -13,6 +13,7 @@ from sampler_claims import registry
 from sampler_claims.engine import Request
 from sampler_claims.quality import match_rates
 from sampler_claims.rules.exercise2 import (
+    INTERPOLATION_COLUMNS,
     MODES,
     STEP_COUNT_CONFIGS,
     TABLE_COLUMNS,
@@ -25,9 +26,13 @@ from sampler_claims.rules.exercise2 import (
     ddpm_reproducible_when_reseeded,
     ddpm_stochastic,
     last_step_variance,
+    measure_interpolation,
     measure_runs,
     noise_draws,
+    seed_pairs,
+    zt_interpolation,
 )
+from sampler_claims.verdict import inconclusive
 from sampler_claims.session import determinism_state
 from sampler_claims.schedulers import DDIM, DDPM, SchedulerSpec
 
@@ -181,3 +186,37 @@ def test_ddpm_50_step_count(claim, engine, roster, quality_claim):
                 [[n, round(means[n], 4), "n/a" if rates is None else round(rates[n], 3)] for n in gens])
     claim.key(" / ".join(f"{n} {m:.3f}" for n, m in means.items()))
     q.decide(rule, {"comparable": "comparable_margin"})
+
+
+# ------------------------------------------------------------------------------------ zt-interpolation
+@pytest.mark.claim("zt-interpolation")
+def test_zt_interpolation(claim, engine, roster):
+    pairs, texts = seed_pairs(roster.seeds, roster.prompts)
+    if not pairs:
+        claim.decide(inconclusive("zt-interpolation needs at least 2 roster seeds (--seeds 2 or more)"))
+    kw = {"frames": claim.t("frames", int), "steps": claim.t("steps", int)}
+    ddim = measure_interpolation(engine, DDIM, pairs, texts, label="DDIM (eta=0)", **kw)
+    ddpm = measure_interpolation(engine, DDPM, pairs, texts, label="DDPM", **kw)
+    limit = claim.t("max_jump_ratio", float)
+    frames = len(ddim.frames)
+    for p in range(min(2, len(pairs))):
+        a, b = pairs[p]
+        for row in (ddim, ddpm):
+            claim.images(f"{row.label}: seed {a} -> seed {b}, {texts[p]!r} (largest step {row.jump_ratio(p):.2f}x "
+                         f"the median; end frames = own images: {row.ends_equal(p)})",
+                         [row.own_first[p], *(f[p] for f in row.frames), row.own_second[p]],
+                         [f"seed {a}'s own image", *(f"t={k / (frames - 1):.3g}" for k in range(frames)),
+                          f"seed {b}'s own image"])
+        claim.series(f"Consecutive-frame distance, seeds {a} -> {b}", list(range(1, frames)),
+                     {ddim.label: ddim.steps(p), ddpm.label: ddpm.steps(p)}, xlabel="step along the path",
+                     ylabel="mean |diff| /255")
+    for row in (ddim, ddpm):
+        claim.table(f"{row.label}: every path", INTERPOLATION_COLUMNS, row.table(limit))
+    claim.metric(ddim=ddim.as_dict(), ddpm=ddpm.as_dict(), pairs=len(pairs), frames=frames)
+    n = len(pairs)
+    claim.key(f"DDIM: {sum(ddim.smooth(p, limit) for p in range(n))}/{n} paths smooth (largest step "
+              f"≤ {max(ddim.jump_ratio(p) for p in range(n)):.2f}x median), ends = own images "
+              f"{sum(ddim.ends_equal(p) for p in range(n))}/{n}; DDPM: {sum(ddpm.intact(p, limit) for p in range(n))}"
+              f"/{n} intact (ends {sum(ddpm.ends_equal(p) for p in range(n))}/{n}, smooth "
+              f"{sum(ddpm.smooth(p, limit) for p in range(n))}/{n})")
+    claim.decide(zt_interpolation(ddim, ddpm, max_jump_ratio=limit, typical_share=claim.t("typical_share", float)))

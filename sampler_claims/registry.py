@@ -327,6 +327,32 @@ def _claims() -> list[Claim]:
             thresholds={"min_mean_abs_diff": T(1.0, "as for ddpm-stochastic")},
         ),
         Claim(
+            "zt-interpolation", "Exercise 2",
+            "DDIM's determinism makes it valuable for interpolation in z_T space",
+            "the roster's seeds taken two by two (16 pairs at --seeds 32), one prompt per pair: slerp between the "
+            "two seeds' z_T over the frames, passed as latents=, one CPU generator per image re-seeded alike for "
+            "every frame (so DDPM's fresh "
+            "per-step noise is the only difference between the rows); per pair the consecutive-frame distances "
+            "(mean |diff| /255); a path is intact when no step exceeds max_jump_ratio x its median step and both "
+            "end frames are pixel-identical to the seeds' own images (same sampler, batch shape and prompt). "
+            "DDIM(eta=0): ends identical on every pair and the share of smooth pairs (Wilson interval) above "
+            "typical_share; DDPM: the share of intact pairs below it",
+            "likely confirmed for DDIM; DDPM's path jumps",
+            kind="statistical", group_override="exercise2",
+            thresholds={
+                "frames": T(9, "the spec's 'about 9 frames': 8 equal slerp steps from one seed's z_T to the other's"),
+                "steps": T(50, "the lesson's Exercise 2 setting: DDIM and DDPM at 50 steps"),
+                "max_jump_ratio": T(3.0, "'smooth': no consecutive-frame step more than 3x the path's median step. "
+                                         "Slerp moves z_T by equal angles per frame, so a map that is smooth in z_T "
+                                         "gives steps of similar size; 3x is the suite's 'much' (MUCH_WORSE is three "
+                                         "times COMPARABLE), and over 8 steps one step 3x the median, the rest near "
+                                         "it, carries 3/10 of the path in 1/8 of it: a visible cut in a 9-frame "
+                                         "strip. Stated before measuring"),
+                "typical_share": T(0.5, "the lesson speaks of interpolation in general: it holds when it holds for most "
+                                        "pairs (more than half), as for coarse-to-fine"),
+            },
+        ),
+        Claim(
             "ddpm-50-step-count", "Exercise 2",
             "DDPM@50's lower quality 'is about step count, not stochastic vs deterministic'",
             "checker score paired by seed: DDPM@1000 - DDPM@50 (the step-count effect) must be above 0; "

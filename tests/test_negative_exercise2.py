@@ -4,15 +4,17 @@ nothing, eta ignored, ...) through the same code path the claim uses, and confir
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
 from diffusers.schedulers import scheduling_ddpm
 
-from negative_support import SEED, STEPS, patch_step, req, scores, shifted
+from negative_support import PROMPT, SEED, STEPS, patch_step, req, scores, shifted
 from sampler_claims import registry
 from sampler_claims.engine import Engine
 from sampler_claims.rules.exercise2 import (
+    Interpolation,
     NoiseDraws,
     ddim_deterministic,
     ddim_depends_only_on_zT,
@@ -21,8 +23,11 @@ from sampler_claims.rules.exercise2 import (
     ddpm_noise_draws,
     ddpm_reproducible_when_reseeded,
     ddpm_stochastic,
+    measure_interpolation,
     measure_runs,
     noise_draws,
+    slerp,
+    zt_interpolation,
 )
 from sampler_claims.schedulers import SchedulerSpec
 from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, Verdict, separation
@@ -200,3 +205,74 @@ def test_no_step_count_effect_refutes_it():
 def test_step_count_without_a_validated_metric_is_inconclusive():
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
     assert _step_count(0.15, 0.0, control=blind).verdict == INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------------ zt-interpolation
+ZT = T["zt-interpolation"]
+PAIRS = [(SEED + 2 * k, SEED + 2 * k + 1) for k in range(6)]  # 6/6 puts the Wilson interval above one half
+PROMPTS = [PROMPT] * len(PAIRS)
+
+
+def _path(engine, spec: SchedulerSpec, eta: float = 0.0) -> Interpolation:
+    return measure_interpolation(engine, spec, PAIRS, PROMPTS, frames=ZT.t("frames"), steps=STEPS, eta=eta)
+
+
+def _zt_rule(ddim: Interpolation, ddpm: Interpolation):
+    return zt_interpolation(ddim, ddpm, max_jump_ratio=ZT.t("max_jump_ratio"), typical_share=ZT.t("typical_share"))
+
+
+@pytest.fixture
+def zt_paths(engine) -> dict[str, Interpolation]:
+    return {"ddim": _path(engine, DDIM), "ddpm": _path(engine, DDPM), "eta1": _path(engine, DDIM, eta=1.0)}
+
+
+@pytest.mark.negative_of("zt-interpolation")
+def test_zt_interpolation_holds_for_ddim_against_ddpm(zt_paths):
+    v = _zt_rule(zt_paths["ddim"], zt_paths["ddpm"])
+    assert v.verdict == CONFIRMED, v.reason
+    assert all(zt_paths["ddim"].ends_equal(p) for p in range(len(PAIRS)))
+
+
+@pytest.mark.negative_of("zt-interpolation")
+def test_zt_interpolation_fails_for_ddim_with_eta_1(zt_paths):
+    """DDIM with eta=1 draws fresh noise at every step, as DDPM does: its path no longer starts and ends on the
+    seeds' own images, so it is no better for interpolation than DDPM."""
+    eta1 = zt_paths["eta1"]
+    assert not any(eta1.ends_equal(p) for p in range(len(PAIRS)))
+    v = _zt_rule(eta1, zt_paths["ddpm"])
+    assert v.verdict == REFUTED and "ends on the seeds' images" in v.reason, v.reason
+
+
+@pytest.mark.negative_of("zt-interpolation")
+def test_zt_interpolation_fails_when_ddpm_interpolates_as_well(zt_paths):
+    """If the stochastic row kept its path (here: DDIM itself in its place), determinism would not be what makes
+    DDIM valuable for interpolation."""
+    v = _zt_rule(zt_paths["ddim"], zt_paths["ddim"])
+    assert v.verdict == REFUTED and "breaks the path" in v.reason, v.reason
+
+
+def _synthetic(steps: list[float], n: int = 8) -> Interpolation:
+    """n identical paths whose frames move a grey level by `steps` (per consecutive pair), ends as their own."""
+    levels = np.concatenate([[60.0], 60.0 + np.cumsum(steps)])
+    frames = [np.stack([np.full((8, 8, 3), round(v), np.uint8)] * n) for v in levels]
+    return Interpolation("synthetic", [(k, k + 1) for k in range(n)], [PROMPT] * n, frames, frames[0], frames[-1])
+
+
+@pytest.mark.negative_of("zt-interpolation")
+def test_zt_interpolation_fails_for_a_path_that_jumps():
+    """A path with one step much larger than its median (a cut) is not smooth, whatever its ends."""
+    limit = ZT.t("max_jump_ratio")
+    smooth, cut = _synthetic([4] * 8), _synthetic([4, 4, 4, 4 * (limit + 1), 4, 4, 4, 4])
+    broken = _synthetic([4] * 8)
+    broken.own_first = broken.own_first.copy() + 1  # DDPM's own images differ from its path's ends
+    assert _zt_rule(smooth, broken).verdict == CONFIRMED
+    v = _zt_rule(cut, broken)
+    assert v.verdict == REFUTED and "path smooth" in v.reason, v.reason
+    assert cut.jump_ratio(0) == pytest.approx(limit + 1)
+
+
+def test_slerp_ends_are_the_seeds_own_z_T_and_the_middle_keeps_the_norm():
+    z0, z1 = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0)).split(1)
+    assert torch.equal(slerp(z0, z1, 0.0), z0) and torch.equal(slerp(z0, z1, 1.0), z1)
+    mid = slerp(z0, z1, 0.5)
+    assert mid.norm() == pytest.approx(((z0.norm() + z1.norm()) / 2).item(), rel=0.1)  # a line would shrink it

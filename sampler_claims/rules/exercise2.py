@@ -2,10 +2,14 @@
 
 Identity claims are exact (the runs are the population: no interval). `ddpm-50-step-count` is
 statistical: checker scores paired by seed, decided by intervals against the comparable margin.
+`zt-interpolation` walks slerp paths between seed pairs' z_T and decides from shares of smooth paths (Wilson
+intervals) and the exact identity of the end frames with the seeds' own images.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +17,24 @@ import numpy as np
 import torch
 
 from ..counters import count_random_draws
-from ..engine import Engine, Request
+from ..engine import Engine, Request, cpu_generators
 from ..metrics import Difference, difference
 from ..schedulers import DDIM, DDPM, DDPM_TRAILING, SchedulerSpec, make_scheduler
-from ..verdict import Separation, Verdict, all_of, at_least, equivalent, exact, gated, inconclusive, paired
+from ..verdict import (
+    Interval,
+    Separation,
+    Verdict,
+    all_of,
+    at_least,
+    at_most,
+    equivalent,
+    exact,
+    gated,
+    inconclusive,
+    paired,
+    wilson,
+)
+from ..verdict import _need_text  # noqa: PLC2701 - the same words for pairs as verdict uses for seeds
 
 @dataclass
 class Run:
@@ -257,3 +275,163 @@ def ddpm_50_step_count(scores: dict[str, Sequence[float]], control: Separation |
                        "stochastic-vs-deterministic effect at 50 steps: score DDIM@50 - DDPM@50")
     return gated(control, all_of([steps.named("DDPM@50 is worse than DDPM@1000"),
                                   stoch.named("and not because it is stochastic")], "ddpm-50-step-count"), missing)
+
+
+# ============================================================================ zt-interpolation
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between two batches of z_T, per image (the usual choice for Gaussian latents: a
+    straight line through z_T space passes through low-norm latents the model never saw). Computed in float64;
+    t=0 and t=1 return z0 and z1 exactly, so the end frames start from the seeds' own z_T."""
+    a, b = z0.double().flatten(1), z1.double().flatten(1)
+    cos = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).clamp(-1.0, 1.0)
+    theta = torch.arccos(cos)[:, None]
+    sin = torch.sin(theta)
+    w0, w1 = torch.sin((1 - t) * theta) / sin, torch.sin(t * theta) / sin
+    return (w0 * a + w1 * b).view_as(z0).to(z0.dtype)
+
+
+@contextmanager
+def given_zT(engine: Engine, zT: torch.Tensor) -> Iterator[None]:
+    """Make the engine's `latents_seed` path hand the pipeline these z_T (its `latents=` argument), so frames run
+    through the same engine (scheduler swap, U-Net count, guard) as every other claim."""
+    def initial_latents(_seed: int, batch: int) -> torch.Tensor:
+        if batch != len(zT):
+            raise RuntimeError(f"the engine asked for {batch} z_T, the interpolation holds {len(zT)}: "
+                               "zt-interpolation must run its frames as one batch (explicit generators do)")
+        return zT.clone()
+
+    engine.initial_latents = initial_latents  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del engine.initial_latents
+
+
+@dataclass
+class Interpolation:
+    """One sampler's frames along slerp paths, one path per seed pair, and the seeds' own images."""
+
+    label: str
+    pairs: list[tuple[int, int]]
+    prompts: list[str]
+    #: [frame][pair] uint8 images, frame 0 at the first seed's z_T.
+    frames: list[np.ndarray]
+    #: The seeds' own images (z_T drawn by the pipeline from the seed's generator), [pair] for each end.
+    own_first: np.ndarray
+    own_second: np.ndarray
+
+    def steps(self, p: int) -> list[float]:
+        """Consecutive-frame distances of pair p's path: mean |diff| /255 of the uint8 images."""
+        return [float(np.abs(self.frames[k][p].astype(np.int16) - self.frames[k + 1][p]).mean())
+                for k in range(len(self.frames) - 1)]
+
+    def jump_ratio(self, p: int) -> float:
+        """Largest step over the median step (1 for a path of equal steps; inf for a cut with still frames)."""
+        s = self.steps(p)
+        med, top = float(np.median(s)), max(s)
+        if med > 0:
+            return top / med
+        return 1.0 if top == 0 else math.inf
+
+    def ends_equal(self, p: int) -> bool:
+        return bool(np.array_equal(self.frames[0][p], self.own_first[p])
+                    and np.array_equal(self.frames[-1][p], self.own_second[p]))
+
+    def smooth(self, p: int, max_jump_ratio: float) -> bool:
+        return self.jump_ratio(p) <= max_jump_ratio
+
+    def intact(self, p: int, max_jump_ratio: float) -> bool:
+        return self.ends_equal(p) and self.smooth(p, max_jump_ratio)
+
+    def table(self, max_jump_ratio: float) -> list[list[Any]]:
+        return [[f"{a} -> {b}", self.prompts[p], round(self.jump_ratio(p), 2), round(float(np.median(self.steps(p))), 2),
+                 round(max(self.steps(p)), 2), self.smooth(p, max_jump_ratio), self.ends_equal(p)]
+                for p, (a, b) in enumerate(self.pairs)]
+
+    def as_dict(self, max_jump_ratio: float = math.inf) -> dict[str, Any]:
+        return {"label": self.label, "pairs": [list(x) for x in self.pairs], "frames": len(self.frames),
+                "steps": [[round(s, 3) for s in self.steps(p)] for p in range(len(self.pairs))],
+                "jump_ratio": [round(self.jump_ratio(p), 3) for p in range(len(self.pairs))],
+                "ends_equal": [self.ends_equal(p) for p in range(len(self.pairs))]}
+
+
+INTERPOLATION_COLUMNS = ["seeds", "prompt", "largest / median step", "median step /255", "largest step /255",
+                         "smooth", "end frames = own images"]
+
+
+def seed_pairs(seeds: Sequence[int], prompts: Sequence[str]) -> tuple[list[tuple[int, int]], list[str]]:
+    """The roster's seeds taken two by two, each pair with the roster prompt of its first seed: --seeds N gives
+    N // 2 pairs, so the seeds a verdict asks for are the seeds that settle it."""
+    k = len(seeds) // 2
+    return [(int(seeds[2 * i]), int(seeds[2 * i + 1])) for i in range(k)], [prompts[2 * i] for i in range(k)]
+
+
+def measure_interpolation(engine: Engine, spec: SchedulerSpec, pairs: Sequence[tuple[int, int]],
+                          prompts: Sequence[str], *, frames: int, steps: int, eta: float = 0.0,
+                          label: str = "") -> Interpolation:
+    """Frames along the slerp path between each pair's z_T, one batch per frame (every pair), with one CPU
+    generator per image re-seeded with the pair's first seed for every frame, so a sampler that draws per-step
+    noise gets the same stream on every frame; and each seed's own image, generated the ordinary way (z_T drawn
+    from its generator) in the same batch shape, so identity is compared like for like (diffusers #2659)."""
+    if frames < 3:
+        raise ValueError(f"an interpolation path needs at least 3 frames, got {frames}")
+    if not pairs:
+        raise ValueError("no seed pairs: zt-interpolation needs at least 2 roster seeds")
+    first, second = tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
+    prompt = tuple(prompts)
+
+    def own(seeds: tuple[int, ...]) -> np.ndarray:
+        g = engine.generate(Request(spec, steps, seeds, prompt, eta=eta), generators=cpu_generators(seeds))
+        return np.asarray(g.images)
+
+    z0 = torch.cat([engine.initial_latents(s, 1) for s in first])
+    z1 = torch.cat([engine.initial_latents(s, 1) for s in second])
+    out = []
+    for k in range(frames):
+        z = slerp(z0, z1, k / (frames - 1))
+        with given_zT(engine, z):
+            g = engine.generate(Request(spec, steps, first, prompt, eta=eta, latents_seed=first[0]),
+                                generators=cpu_generators(first))
+        out.append(np.asarray(g.images))
+    return Interpolation(label or f"{spec.label}{f' (eta={eta:g})' if spec.name == 'ddim' else ''}",
+                         list(pairs), list(prompts), out, own(first), own(second))
+
+
+def _in_seeds(iv: Interval, v: Verdict) -> Verdict:
+    """A share over seed pairs, undecided: the pairs that would decide it, said as the --seeds that give them."""
+    if v.seeds_needed is None:
+        return v
+    pairs = v.seeds_needed
+    reason = v.reason.replace(_need_text(iv, pairs), f"{_need_text(iv, pairs, 'pairs')} (--seeds {2 * pairs})")
+    return Verdict(v.verdict, reason, v.numbers, 2 * pairs)
+
+
+def zt_interpolation(ddim: Interpolation, ddpm: Interpolation, *, max_jump_ratio: float,
+                     typical_share: float) -> Verdict:
+    """'DDIM's determinism makes it valuable for interpolation in z_T space': DDIM's end frames are the seeds' own
+    images on every pair (exact), most DDIM paths are smooth (the Wilson interval of the share above
+    typical_share), and DDPM, the same path with fresh per-step noise, breaks it (the share of intact DDPM paths,
+    smooth with both ends equal, below typical_share). If DDPM interpolated as well, determinism would not be
+    what makes DDIM valuable here."""
+    n = len(ddim.pairs)
+    ends = [ddim.ends_equal(p) for p in range(n)]
+    ratios = [ddim.jump_ratio(p) for p in range(n)]
+    k_smooth = sum(r <= max_jump_ratio for r in ratios)
+    ends_v = exact(all(ends), f"{sum(ends)}/{n} {ddim.label} paths start and end on the seeds' own images",
+                   ends_equal=sum(ends), pairs=n)
+    share = wilson(k_smooth, n, f"share of {ddim.label} paths with no step over {max_jump_ratio:g}x the median step")
+    smooth_v = _in_seeds(share, at_least(share, typical_share, f"{k_smooth}/{n} {ddim.label} paths smooth (largest "
+                                                               f"step / median step {min(ratios):.2f}-{max(ratios):.2f}, "
+                                                               f"limit {max_jump_ratio:g}): share"))
+    d_ends = sum(ddpm.ends_equal(p) for p in range(n))
+    d_smooth = sum(ddpm.smooth(p, max_jump_ratio) for p in range(n))
+    d_intact = sum(ddpm.intact(p, max_jump_ratio) for p in range(n))
+    d_ratios = [ddpm.jump_ratio(p) for p in range(n)]
+    intact = wilson(d_intact, n, f"share of intact {ddpm.label} paths")
+    breaks_v = _in_seeds(intact, at_most(intact, typical_share,
+                                         f"{d_intact}/{n} {ddpm.label} paths intact ({d_ends}/{n} end on the seeds' "
+                                         f"own images, {d_smooth}/{n} smooth, largest step / median step "
+                                         f"{min(d_ratios):.2f}-{max(d_ratios):.2f}): share"))
+    v = all_of([ends_v.named(f"{ddim.label} ends on the seeds' images"), smooth_v.named(f"{ddim.label} path smooth"),
+                breaks_v.named(f"{ddpm.label} breaks the path")], "interpolation in z_T")
+    return Verdict(v.verdict, v.reason, {**v.numbers, "ddim": ddim.as_dict(), "ddpm": ddpm.as_dict()}, v.seeds_needed)
