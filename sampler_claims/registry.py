@@ -173,6 +173,9 @@ class Claim:
     expected: dict[str, str] = field(default_factory=dict)
     #: Why the expectation is what it is (shown as the xfail reason).
     expected_why: str = ""
+    #: What to write instead where this run refutes the statement (the errata page, sampler_claims.errata): the
+    #: lesson's sentence made true to what was measured, kept short enough to paste into the lesson.
+    corrected: str = ""
     #: The xdist group it runs in (pytest -n N): claims that share generations or the timing rounds run on
     #: one worker, so each is computed once. Default: "timing" for timing claims, "roster" for statistical
     #: ones (they share the --seeds roster), the exercise for exact ones (their module fixtures). The three
@@ -219,12 +222,17 @@ def _claims() -> list[Claim]:
             "swapping the scheduler is one line: no retraining, same weights",
             "SHA-256 of the U-Net state dict before any run, after each scheduler swap and after sampling",
             "confirmed",
+            corrected="Swapping the scheduler is one line, but on this setup the U-Net's weights changed with "
+                      "it: hash the weights before and after a swap before saying 'same weights'.",
         ),
         Claim(
             "lesson-code-runs", "Exercise 1",
             "DDPM at 1000 steps straight from the model's stock scheduler config",
             "DDPMScheduler.from_config(stock) at 1000 steps; then the same with timestep_spacing='trailing'",
             "refuted: SD 1.5's steps_offset=1 with 'leading' spacing gives t=1000 and an IndexError (#10003)",
+            corrected='Before running DDPM at 1000 steps, load the scheduler with timestep_spacing="trailing": '
+                      "SD 1.5's stock config ('leading' spacing with steps_offset=1) starts at t=1000 and "
+                      "raises an IndexError (diffusers #10003).",
             expected=refuted_always,
             expected_why="DDPMScheduler.from_config(SD 1.5's stock config) at 1000 steps starts at t=1000 and "
                          "raises IndexError (diffusers #10003); any other error is a failure, not this finding",
@@ -235,6 +243,9 @@ def _claims() -> list[Claim]:
             "checker score per image, paired by seed (same z_T and prompt) for each pair of samplers; the 95% "
             "interval of each paired difference against the comparable margin",
             "likely confirmed",
+            corrected="DDPM@1000, DDIM@50 and DPM-Solver@20 do not give comparable quality on every model: on "
+                      "this one at least one of them is measurably worse, so compare them on your model before "
+                      "choosing by speed.",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
             thresholds={"comparable_margin": COMPARABLE, **QUALITY, **CONVERGENCE},
         ),
@@ -244,6 +255,8 @@ def _claims() -> list[Claim]:
             "SSIM between pairs on the same seed; per seed, the ODE pair (DDIM, DPM-Solver) minus the closer of "
             "the two pairs with DDPM, with its 95% interval against 0",
             "likely confirmed",
+            corrected="The three samplers give different images, but the two ODE samplers (DDIM, DPM-Solver) "
+                      "are not measurably closer to each other than to DDPM on this model.",
             group_override="roster-ddpm", kind="statistical",
             thresholds={
                 "max_identity_ssim": T(0.999, "SSIM at or above this counts as the same image"),
@@ -258,6 +271,9 @@ def _claims() -> list[Claim]:
             "interleaved rounds of the three samplers (one seed each); per round the time ratio to DDPM@1000, "
             "its 95% interval over rounds (on the log scale); CPU time decides on the CPU, wall time on CUDA",
             "roughly; overhead lowers the ratio",
+            corrected="DDIM@50 and DPM-Solver@20 call the U-Net 20x and 50x less often than DDPM@1000; the "
+                      "measured speed-up on this device is not about 20x and 50x, because fixed costs per call "
+                      "do not shrink with the steps.",
             kind="timing",
             thresholds={
                 "lesson_factor": T({"ddim": 20, "dpm-solver": 50}, "the lesson's 'about 20x' (DDIM@50) and "
@@ -273,6 +289,9 @@ def _claims() -> list[Claim]:
             "forward hook: calls and batch size per call at guidance 7.5 and 1.0; time ratio of the two from the "
             "interleaved timing rounds",
             "one batched call of 2B per step, not two calls; compute doubles, time may not",
+            corrected="With classifier-free guidance each step runs one U-Net call on a batch of two (the "
+                      "unconditional and the text prompt together): the compute per step doubles, the number of "
+                      "calls stays at the number of steps.",
             group_override="timing",
             expected=refuted_always,
             expected_why="diffusers' StableDiffusionPipeline concatenates the unconditional and text batches: one "
@@ -284,6 +303,8 @@ def _claims() -> list[Claim]:
             "DDIM: same seed gives a pixel-identical image, every time",
             "3 runs, re-seeded each time; np.array_equal on uint8 images and on latents",
             "confirmed on one device and dtype",
+            corrected="DDIM with the same seed gives the same image only on the same device, dtype and batch "
+                      "shape; on this setup repeated runs differed.",
             thresholds={"runs": T(3, "the lesson's three runs")},
         ),
         Claim(
@@ -291,6 +312,8 @@ def _claims() -> list[Claim]:
             "DDPM with a generator seeded once gives different images on each run",
             "3 runs sharing one generator; pairwise identity, mean and max absolute pixel difference",
             "confirmed",
+            corrected="DDPM with a generator seeded once gave the same image on every run on this setup: its "
+                      "generator did not advance between runs.",
             thresholds={
                 "runs": T(3, "the lesson's three runs"),
                 "min_mean_abs_diff": T(1.0, "mean |difference| of at least 1/255 per pixel: more than rounding"),
@@ -301,6 +324,8 @@ def _claims() -> list[Claim]:
             "sigma=0: the DDIM trajectory is fully determined by z_T",
             "same latents= passed in, different generators: DDIM identical, DDPM different",
             "confirmed",
+            corrected="On this setup DDIM's output changed with the generator although z_T was fixed: sigma=0 "
+                      "alone did not determine the trajectory.",
             thresholds={"min_mean_abs_diff": T(1.0, "as for ddpm-stochastic")},
         ),
         Claim(
@@ -308,6 +333,8 @@ def _claims() -> list[Claim]:
             "DDPM draws fresh noise at every step; each call consumes dozens of draws",
             "count randn_tensor calls per pipeline call: DDPM z_T plus one per step, DDIM(eta=0) z_T only",
             "confirmed; at the last step DDPM's variance is 0 but a draw may still happen",
+            corrected="DDPM did not draw fresh noise at every step on this setup: count the random draws of "
+                      "your scheduler before relying on it.",
             thresholds={"min_draws": T(24, "'dozens': at least two dozen draws at the lesson's 50 steps")},
         ),
         Claim(
@@ -315,6 +342,8 @@ def _claims() -> list[Claim]:
             "takeaway: DDPM gives 'non-reproducible results'",
             "re-seed before each DDPM run: are the images pixel-identical?",
             "refuted: stochastic is not irreproducible",
+            corrected="DDPM is stochastic, not irreproducible: re-seed the generator before each run and it "
+                      "gives the same image every time on the same device and dtype.",
             expected=refuted_always,
             expected_why="re-seeded DDPM is pixel-identical on one device and dtype: its per-step noise comes "
                          "from the seeded generator, so stochastic is not irreproducible",
@@ -324,6 +353,8 @@ def _claims() -> list[Claim]:
             "DDIM is deterministic because sigma=0",
             "DDIM with eta=1 and a shared generator gives different images; eta=0 does not",
             "confirmed",
+            corrected="DDIM with eta=1 did not change with the generator on this setup, so sigma=0 is not shown "
+                      "to be the reason for DDIM's determinism.",
             thresholds={"min_mean_abs_diff": T(1.0, "as for ddpm-stochastic")},
         ),
         Claim(
@@ -338,6 +369,9 @@ def _claims() -> list[Claim]:
             "DDIM(eta=0): ends identical on every pair and the share of smooth pairs (Wilson interval) above "
             "typical_share; DDPM: the share of intact pairs below it",
             "likely confirmed for DDIM; DDPM's path jumps",
+            corrected="DDIM's determinism makes interpolation in z_T repeatable (the end frames are the seeds' "
+                      "own images, which DDPM cannot give), but on this model the frames in between do not "
+                      "always form a smooth path: look for jumps between consecutive frames.",
             kind="statistical", group_override="exercise2",
             thresholds={
                 "frames": T(9, "the spec's 'about 9 frames': 8 equal slerp steps from one seed's z_T to the other's"),
@@ -359,6 +393,9 @@ def _claims() -> list[Claim]:
             "DDIM(eta=0)@50 - DDPM@50 (stochastic vs deterministic at equal steps) must lie within the "
             "comparable margin",
             "open: the DDIM paper's Table 1 at S=50 has eta=0 at FID 4.67 and eta=1 at 8.01",
+            corrected="DDPM@50's lower quality is not only about step count: at 50 steps deterministic DDIM "
+                      "scores measurably higher than stochastic DDPM (the DDIM paper's Table 1 agrees: eta=0 "
+                      "FID 4.67, eta=1 8.01 at 50 steps).",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
             thresholds={"comparable_margin": COMPARABLE, **QUALITY,
                         "step_effect_margin": T(0.0, "'lower quality' at 50 steps: any drop the interval can tell "
@@ -371,6 +408,9 @@ def _claims() -> list[Claim]:
             "per seed against the converged reference (DPM-Solver@200, same seed): checker score gaps for 5, 10 and "
             "20 steps and SSIM of the 50-200-step images to the 20-step image, each with its 95% interval",
             "likely confirmed",
+            corrected="DPM-Solver: 5 steps garbled, 10 recognizable, 20 good; on a small model the image can "
+                      "still change after 20 steps, so check that 50 steps looks the same before calling 20 "
+                      "converged.",
             kind="statistical", needs_trained_model=True,
             thresholds={
                 "step_counts": T((5, 10, 20, 50, 100, 200), "the lesson's grid"),
@@ -394,6 +434,8 @@ def _claims() -> list[Claim]:
             "DPM-Solver at 5..200 steps in interleaved rounds; per round a least-squares fit time = a + b*steps; "
             "95% intervals over rounds of R^2 and of a / time(20); CPU time decides on the CPU",
             "confirmed on GPU; check on CPU",
+            corrected="Time grows with the number of steps, but on this device not as a straight line with a "
+                      "small fixed cost: measure the fixed cost per call before extrapolating.",
             kind="timing",
             thresholds={
                 "min_r2": T(0.98, "'about linear': the line explains 98% of the variance"),
@@ -407,6 +449,8 @@ def _claims() -> list[Claim]:
             "checker score paired by seed: DPM-Solver@200 - DPM-Solver@25 against the comparable margin "
             "(one-sided: 200 must not be better by the margin or more)",
             "likely confirmed on SD 1.5; check on the embedded model",
+            corrected="On this model DPM-Solver at 200 steps is measurably better than at 25; past 25 steps the "
+                      "gain is small but not nil.",
             kind="statistical", needs_trained_model=True,
             thresholds={"comparable_margin": COMPARABLE, **QUALITY, **CONVERGENCE},
         ),
@@ -416,12 +460,16 @@ def _claims() -> list[Claim]:
             "the callback fires after each step; the last captured latent is z_0",
             "callback count against steps; last capture against output_type='latent'",
             "confirmed",
+            corrected="On this setup the step-end callback did not fire once per step with the final latent "
+                      "last: check the count and the last capture against output_type='latent'.",
         ),
         Claim(
             "clone-needed", "Exercise 4",
             "without .clone() every captured entry points to the same tensor",
             "capture without cloning: distinct tensor objects, storages and values?",
             "refuted: the pipeline rebinds latents every step",
+            corrected="The pipeline rebinds latents to a new tensor every step, so captured latents stay "
+                      "distinct without .clone(); cloning is a harmless safeguard, not a necessity.",
             expected=refuted_always,
             expected_why="the pipeline rebinds latents each step; un-cloned captures are distinct tensors that "
                          "keep their values",
@@ -433,6 +481,7 @@ def _claims() -> list[Claim]:
             "the low radial frequency band settles strictly before the high band; the share of seeds where both "
             "hold, with its Wilson interval, against typical_share",
             "likely confirmed",
+            corrected="DDIM's intermediates do not go smoothly from coarse to fine on most seeds of this model.",
             kind="statistical", needs_trained_model=True,
             thresholds={
                 "max_ssim_dip": T(0.02, "'rises smoothly', allowing dips of 0.02 SSIM (noise in the metric)"),
@@ -449,6 +498,8 @@ def _claims() -> list[Claim]:
             "DDPM at 10 steps is much worse than DDIM at 10 steps",
             "checker score of the finals paired by seed: DDIM@10 - DDPM@10 against the much-worse margin",
             "likely confirmed",
+            corrected="DDPM at 10 steps is worse than DDIM at 10 steps, but not much worse on this model: the "
+                      "gap is a fraction of the lesson's 'much worse'.",
             kind="statistical", needs_trained_model=True,
             thresholds={"much_worse_margin": MUCH_WORSE, **QUALITY},
             expected={"tiny": REFUTED},
@@ -460,6 +511,9 @@ def _claims() -> list[Claim]:
             "DDPM's reverse formula is calibrated for adjacent timesteps, so large gaps pile up errors",
             "one scheduler step, no model: DDPM's mean and std over a gap against DDIM(eta=1) over the same gap",
             "refuted: diffusers' DDPM uses the exact posterior over the gap, equal to DDIM with eta=1",
+            corrected="diffusers' DDPM step uses the exact posterior over the gap between the two timesteps (it "
+                      "equals DDIM with eta=1), so large gaps do not pile up formula errors; DDPM at few steps "
+                      "is worse because it is stochastic.",
             thresholds={"rtol": T(1e-4, "float32 round-off between two algebraically equal formulas")},
             expected=refuted_always,
             expected_why="diffusers' DDPM uses the exact posterior over the gap, equal to DDIM with eta=1 (to "
@@ -470,6 +524,9 @@ def _claims() -> list[Claim]:
             "DPM-Solver evaluates the model at several points per step to read curvature",
             "U-Net calls per step for DPMSolverMultistep, DPMSolverSinglestep and HeunDiscrete",
             "multistep: 1 call per step (it reuses past outputs); Heun: 2N-1 calls",
+            corrected="DPM-Solver++ (multistep) evaluates the model once per step and reads the curvature from "
+                      "earlier steps' outputs; solvers such as Heun are the ones that evaluate several points "
+                      "per step.",
             thresholds={"multi_point_calls": T(1.5, "'several points per step': clearly more than one U-Net call "
                                                     "per step on average")},
             expected=refuted_always,
@@ -483,6 +540,8 @@ def _claims() -> list[Claim]:
             "noise (skimage estimate_sigma) of the decoded z_t, and DDIM minus DDPM SSIM to the own final; both "
             "95% intervals above 0",
             "likely confirmed for the late steps",
+            corrected="DDPM's late intermediates at 10 steps are not noisier than DDIM's on this model: the "
+                      "lesson's 'noisier, less coherent' does not hold as written.",
             kind="statistical", needs_trained_model=True,
             thresholds={
                 "late_steps": T("second half", "the lead names the late steps: early intermediates are noise "
@@ -502,6 +561,8 @@ def _claims() -> list[Claim]:
             "at 20 and 25 steps, paired by seed: converged score (DPM-Solver@200) minus score within the "
             "comparable margin (one-sided), and time per round as a share of DDPM@1000's in the same round",
             "likely confirmed",
+            corrected="DPM-Solver++ at 20-30 steps is not yet shown to be the default on this model: check that "
+                      "20 steps reaches converged quality before recommending it.",
             kind="statistical", needs_trained_model=True, group_override="timing",
             thresholds={
                 "comparable_margin": COMPARABLE,
@@ -521,6 +582,8 @@ def _claims() -> list[Claim]:
             "counted U-Net calls (5, 10, 20, 50) over the roster; refuted if another sampler's paired score at half "
             "the default's calls or fewer is not worse than DPM-Solver++@20's by the comparable margin",
             "open",
+            corrected="DPM-Solver++ at 20-30 steps is not the cheapest way to this quality on every model: on "
+                      "this one another sampler reaches it with at most half the U-Net calls.",
             kind="statistical", needs_trained_model=True, group_override="roster",
             thresholds={"comparable_margin": COMPARABLE, **QUALITY,
                         "half_the_calls": T(0.5, "the claim's test: the same quality with at most half the calls"),
@@ -537,6 +600,8 @@ def _claims() -> list[Claim]:
             "DPM-Solver++ at 10 steps with final_sigmas_type='sigma_min' and 'zero', paired by seed: residual noise "
             "(skimage estimate_sigma) difference above 0, gated by a noise control",
             "confirmed in the diffusers PR; measure",
+            corrected="On this model ending DPM-Solver++ at sigma_min instead of zero left no measurable "
+                      "residual noise.",
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T(10, "few steps, where the last sigma is largest (the PR's case)")},
         ),
@@ -545,6 +610,8 @@ def _claims() -> list[Claim]:
             "Karras sigmas help at 10 steps or fewer",
             "DPM-Solver++ with and without use_karras_sigmas at 5 and 10 steps, paired by seed: score gain above 0",
             "open",
+            corrected="Karras sigmas do not help DPM-Solver++ at 10 steps or fewer on this model: compare with "
+                      "and without them before turning them on.",
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T((5, 10), "'10 steps or fewer': the two ends of that range on the lesson's grid"),
                         **QUALITY},
@@ -558,6 +625,8 @@ def _claims() -> list[Claim]:
             "DPM-Solver++ (final_sigmas_type='sigma_min', the only setting where diffusers honours "
             "lower_order_final=False) with and without lower_order_final at 5, 8 and 10 steps: score gain above 0",
             "open",
+            corrected="lower_order_final did not measurably stabilize DPM-Solver++ below 15 steps on this "
+                      "model.",
             kind="statistical", needs_trained_model=True,
             thresholds={"steps": T((5, 8, 10), "below diffusers' 15-step cut-off for lower_order_final"),
                         **QUALITY},

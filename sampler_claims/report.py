@@ -1,4 +1,4 @@
-"""The report: claims.json, benchmarks.json and one self-contained HTML page beside them.
+"""The report: claims.json, benchmarks.json, errata.md and one self-contained HTML page beside them.
 
 Images and plots are embedded as base64 data URIs, so the page is one file a reader can mail around.
 Every file is written atomically. Evidence PNGs are also written to disk next to claims.json so the
@@ -17,6 +17,8 @@ import numpy as np
 from jinja2 import Environment, PackageLoader
 from PIL import Image
 
+from . import errata as errata_mod
+from . import plain
 from .results import Evidence, Results, atomic_write, write_json
 
 #: Evidence images wider than this are downscaled and JPEG-encoded to keep the page small.
@@ -140,7 +142,7 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
         verdict, reason = rec.final_verdict
         shown = "not run" if rec.outcome == "not run" and rec.verdict is None else verdict
         sections.append({"rec": rec, "verdict": verdict, "shown": shown, "css": shown.replace(" ", ""),
-                         "reason": reason, "evidence": items,
+                         "reason": reason, "plain": plain.for_record(rec), "evidence": items,
                          "metrics_json": json.dumps({k: v for k, v in rec.metrics.items() if k != "key"},
                                                     indent=1, default=str)})
     benchmarks = _benchmarks(config)
@@ -151,6 +153,8 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
         results.comparison = compare(results.compare_with[1], payload, results.compare_with[0])
         payload["comparison"] = results.comparison.as_dict()
     payload["benchmarks"] = benchmarks
+    errata = errata_mod.build(payload)
+    errata_path = errata_mod.path_for(html_path)
     json_path = folder / (f"{stem}.claims.json" if stem != "index" else "claims.json")
     bench_path = folder / (f"{stem}.benchmarks.json" if stem != "index" else "benchmarks.json")
     write_json(bench_path, {"benchmarks": benchmarks})
@@ -159,14 +163,16 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
     render_s = time.perf_counter() - started
     html = template.render(results=results, counts=results.counts(), sections=sections,
                            environment=results.environment, benchmarks=benchmarks, render_s=render_s,
-                           size_note="", comparison=results.comparison)
+                           size_note="", comparison=results.comparison, errata=errata,
+                           errata_name=errata_path.name)
     size_mb = len(html.encode()) / 1e6
     html = template.render(results=results, counts=results.counts(), sections=sections,
                            environment=results.environment, benchmarks=benchmarks,
                            render_s=time.perf_counter() - started, size_note=f"{size_mb:.2f} MB",
-                           comparison=results.comparison)
-    payload["report"] = {"html": html_path.name, "size_mb": round(size_mb, 3),
+                           comparison=results.comparison, errata=errata, errata_name=errata_path.name)
+    payload["report"] = {"html": html_path.name, "errata": errata_path.name, "size_mb": round(size_mb, 3),
                          "render_seconds": round(time.perf_counter() - started, 3)}
     write_json(json_path, payload)
+    atomic_write(errata_path, errata.markdown())
     atomic_write(html_path, html)
-    return [html_path, json_path]
+    return [html_path, json_path, errata_path]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from . import registry
+from . import plain, registry
 from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED, SKIPPED, Verdict
 
 SCHEMA = 2
@@ -239,7 +239,8 @@ class Results:
                     ev.append({"kind": e.kind, "title": e.title, **e.data})
             claims.append({
                 "id": r.claim.id, "exercise": r.claim.exercise, "lesson": r.claim.lesson, "kind": r.claim.kind,
-                "verdict": verdict, "reason": reason, "expected": r.expected,
+                "verdict": verdict, "plain": plain.for_record(r), "reason": reason, "expected": r.expected,
+                "corrected": r.claim.corrected,
                 "seeds_needed": r.decision.seeds_needed if r.decision else None, "ran_on": r.ran_on,
                 "metrics": r.metrics,
                 "thresholds": {k: {"value": _jsonable(t.value), "why": t.why} for k, t in r.claim.thresholds.items()},

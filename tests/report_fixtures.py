@@ -30,5 +30,6 @@ def sample_results(with_evidence: bool = True) -> Results:
     big = results.recorder(ids[8])
     big.images("a big image", [rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)], ["512 px"])
     results.add_outcome(ids[9], "claims/test_y.py::test_broken", "failed", "AssertionError: boom")
-    results.environment = {"model": "tiny", "device": "cpu", "prompt": "<script>alert(1)</script>"}
+    results.environment = {"model": "tiny", "device": "cpu", "dtype": "float32", "diffusers": "0.42.1",
+                           "prompt": "<script>alert(1)</script>"}
     return results

@@ -11,7 +11,7 @@ from sampler_claims.report import write_report
 
 
 def test_report_is_self_contained_and_escaped(tmp_path) -> None:
-    html_path, json_path = write_report(sample_results(), tmp_path / "index.html")
+    html_path, json_path, _ = write_report(sample_results(), tmp_path / "index.html")
     html = html_path.read_text()
     assert json_path.name == "claims.json"
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
@@ -23,7 +23,7 @@ def test_report_is_self_contained_and_escaped(tmp_path) -> None:
 
 
 def test_claims_json_has_the_schema(tmp_path) -> None:
-    _, json_path = write_report(sample_results(), tmp_path / "index.html")
+    _, json_path, _ = write_report(sample_results(), tmp_path / "index.html")
     data = json.loads(json_path.read_text())
     assert data["schema"] == 2 and {"environment", "claims", "benchmarks", "report"} <= set(data)
     first = data["claims"][0]
@@ -41,7 +41,8 @@ def test_claims_json_has_the_schema(tmp_path) -> None:
 def test_two_report_paths_do_not_clobber_each_other(tmp_path) -> None:
     a = write_report(sample_results(), tmp_path / "index.html")
     b = write_report(sample_results(False), tmp_path / "other.html")
-    assert {p.name for p in a + b} == {"index.html", "claims.json", "other.html", "other.claims.json"}
+    assert {p.name for p in a + b} == {"index.html", "claims.json", "errata.md", "other.html", "other.claims.json",
+                                       "other.errata.md"}
 
 
 def test_no_temp_files_are_left_behind(tmp_path) -> None:

@@ -38,7 +38,7 @@ def browser(tmp_path):
 
 
 def test_report_renders_in_chromium(browser, tmp_path) -> None:
-    html_path, _ = write_report(sample_results(), tmp_path / "index.html")
+    html_path, *_ = write_report(sample_results(), tmp_path / "index.html")
     browser.get(html_path.as_uri())
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
