@@ -23,7 +23,7 @@ from .quality import QUALITY_MODES, Quality, Roster
 from .quality_claim import QualityClaim
 from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
 from .session import SESSION_KEY, ClaimsSession
-from .timing import Rounds, session_rounds
+from .timing import Rounds, session_rounds, timing_plan
 
 
 # --------------------------------------------------------------------------- options
@@ -43,9 +43,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="move every seed of the run (and the tiny model's prompt roster) to a fresh range starting "
                          f"N further on: a replication on unseen prompt-seed pairs (default: "
                          f"{options.DEFAULT_SEED_BASE})")
-    group.addoption("--timing-rounds", action="store", default=4, type=options.positive_int, metavar="N",
-                    help="interleaved rounds of the timed configurations; intervals over rounds decide the timing "
-                         "claims (default: 4)")
+    group.addoption("--timing-rounds", action="store", default=timing_plan()["rounds"], type=options.positive_int,
+                    metavar="N", help="interleaved rounds of the timed configurations; intervals over rounds decide "
+                                      "the timing claims (default: the registry's timing_rounds, "
+                                      f"{timing_plan()['rounds']})")
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
                     help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
                          "(default: every claim)")
@@ -117,7 +118,8 @@ def pytest_configure(config: pytest.Config) -> None:
     elif config.getoption("--claims-fail-on-change", default=False):
         raise pytest.UsageError("--claims-fail-on-change needs --claims-compare OLD.json (an earlier run's claims.json)")
     if worker_id(config) is None:
-        config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results), "sampler-claims-outcomes")
+        config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results, config),
+                                      "sampler-claims-outcomes")
     threads = config.getoption("--threads", default=None)
     if threads is not None or settings.device == "cpu":
         torch.set_num_threads(threads or 1)
@@ -221,6 +223,8 @@ def claim(request: pytest.FixtureRequest, claims_session: ClaimsSession) -> Clai
 # --------------------------------------------------------------------------- outcomes and the report
 #: user_properties keys that carry a claim's outcome (always) and its record (from xdist workers).
 CLAIM_PROP, RECORD_PROP = "sampler_claims.outcome", "sampler_claims.record"
+#: user_properties key of an xdist worker's finished progress lines, printed by the controller.
+PROGRESS_PROP = "sampler_claims.progress"
 
 
 def worker_id(config: pytest.Config) -> str | None:
@@ -290,6 +294,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                    if it.get_closest_marker("claim") else cost_rank(None))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Progress lines (sampler_claims.progress): through the terminal reporter here, or, on an xdist worker, on
+    the test reports for the controller to print; none under -q -q."""
+    from .progress import Progress, ReportSink, TerminalSink
+
+    config = session.config
+    cs = config.stash.get(SESSION_KEY, None)
+    if cs is None:
+        return
+    if worker_id(config) is not None:
+        cs.progress = Progress(ReportSink(), live=False)
+    elif config.get_verbosity() > -2:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            sink = TerminalSink(reporter, config.pluginmanager.get_plugin("capturemanager"))
+            cs.progress = Progress(sink, live=sink.tty, run_left=getattr(cs, "run_left", None))
+
+
 def _stop_on_oom() -> Iterator[None]:
     try:
         return (yield)
@@ -301,7 +323,12 @@ def _stop_on_oom() -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    """Fixtures generate too (the roster, the quality control): out of memory there ends the run cleanly."""
+    """Fixtures generate too (the roster, the quality control): out of memory there ends the run cleanly. The
+    progress lines of this test's generations are headed by its claim."""
+    cs = item.config.stash.get(SESSION_KEY, None)
+    if cs is not None and cs.progress is not None:
+        marker = item.get_closest_marker("claim")
+        cs.progress.context = marker.args[0] if marker else item.name
     return (yield from _stop_on_oom())
 
 
@@ -319,6 +346,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if hasattr(report, "wasxfail") and call.excinfo is not None and call.excinfo.errisinstance(ClaimRefuted):
         report.wasxfail = str(call.excinfo.value)  # the measured reason, not only the registry's
     marker = item.get_closest_marker("claim")
+    progress = item.config.stash[SESSION_KEY].progress if SESSION_KEY in item.config.stash else None
+    if worker_id(item.config) is not None and progress is not None:
+        lines = progress.sink.drain()
+        if lines:
+            report.user_properties.append((PROGRESS_PROP, lines))
     if marker is None or SESSION_KEY not in item.config.stash:
         return
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
@@ -355,11 +387,19 @@ class OutcomeCollector:
     """Registered on the process that writes the report (the controller under xdist, else the only one):
     records each claim test's outcome from its report, merging the record a worker sent with it."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: Results, config: pytest.Config | None = None) -> None:
         self.results = results
+        self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = {k: v for k, v in getattr(report, "user_properties", ()) if k in (CLAIM_PROP, RECORD_PROP)}
+        props = {k: v for k, v in getattr(report, "user_properties", ())
+                 if k in (CLAIM_PROP, RECORD_PROP, PROGRESS_PROP)}
+        if PROGRESS_PROP in props and self.config is not None and self.config.get_verbosity() > -2:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            node = getattr(report, "node", None)
+            who = f"[{node.gateway.id}] " if node is not None and getattr(node, "gateway", None) else ""
+            for line in props[PROGRESS_PROP]:
+                reporter.write_line(who + line)
         if CLAIM_PROP not in props:
             return
         out = props[CLAIM_PROP]
