@@ -45,8 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"{options.DEFAULT_SEED_BASE})")
     group.addoption("--timing-rounds", action="store", default=timing_plan()["rounds"], type=options.positive_int,
                     metavar="N", help="interleaved rounds of the timed configurations; intervals over rounds decide "
-                                      "the timing claims (default: the registry's timing_rounds, "
-                                      f"{timing_plan()['rounds']})")
+                                      "the timing claims; the registry's timing_rounds sizes them "
+                                      f"(default: {timing_plan()['rounds']})")
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
                     help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
                          "(default: every claim)")
@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="at most N seeds per pipeline call; chunked results are identical to one batch on the CPU "
                          "(default: measured on CUDA, a peak-memory probe on the first generation of each shape, "
                          "then the largest chunk that fits with headroom; one batch on the CPU)")
+    group.addoption("--claims-plan", action="store_true", default=False,
+                    help="print the cost plan of the selected claims (U-Net evaluations per claim group and the time "
+                         "they take here, from a short calibration) and exit without running them (default: off)")
+    group.addoption("--budget", action="store", default=None, type=options.positive_float, metavar="MINUTES",
+                    help="shrink --seeds to the largest count whose planned time fits MINUTES; the header and the "
+                         "report say so and name the claims the power calculation expects to leave inconclusive "
+                         "(default: no budget)")
     group.addoption("--threads", action="store", default=None, type=options.positive_int, metavar="N",
                     help="torch CPU threads (default: 1 on the CPU, torch's own choice elsewhere): on a shared "
                          "2-core machine 2 threads made step times vary up to 50x (spin-waits under contention)")
@@ -120,6 +127,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker_id(config) is None:
         config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results, config),
                                       "sampler-claims-outcomes")
+    if config.getoption("--budget", default=None) and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--budget sizes the roster from a calibration in one process; run it without -n "
+                                "(or pass --seeds N with -n)")
     threads = config.getoption("--threads", default=None)
     if threads is not None or settings.device == "cpu":
         torch.set_num_threads(threads or 1)
@@ -132,6 +142,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     workers = getattr(config.option, "numprocesses", None)
     dist = (f"claims: distributed over {workers} xdist workers (--dist {config.option.dist}); each worker picks "
             "its device (one GPU per worker on CUDA: gwK -> cuda:K mod N) and says so in the report") if workers else None
+    plan_lines: list[str] = []
+    if workers and SESSION_KEY in config.stash:  # the controller collects nothing: plan the --claim selection
+        from .plan import make_plan
+
+        cs = config.stash[SESSION_KEY]
+        wanted = config.getoption("claim_ids", default=None) or list(registry.CLAIMS)
+        plan_lines = make_plan(wanted, seeds=s.seeds, model_source=s.model_source, quality=cs.quality_mode,
+                               rounds=s.timing_rounds, atlas=config.getoption("--atlas")).lines()
+        plan_lines.append("claims plan: no time estimate under xdist (the controller loads no model); "
+                          "--claims-plan without -n calibrates here")
     return [line for line in [
         f"claims: model={s.model_kind} ({s.model_reason}) source={s.model_source}",
         f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} seed-base={s.seed_base} "
@@ -140,7 +160,78 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"claims: quality={config.stash[SESSION_KEY].quality_mode} (--quality {config.stash[SESSION_KEY].quality_arg}, "
         f"--clip-model {config.stash[SESSION_KEY].clip_arg})",
         dist,
+        *plan_lines,
     ] if line]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The cost plan of the selected claims, before the first generation: counted from the registry, timed by
+    a short calibration on the run's engine; --budget shrinks the roster to fit."""
+    config = session.config
+    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
+    if cs is None or worker_id(config) is not None:
+        return
+    ids = list(dict.fromkeys(it.get_closest_marker("claim").args[0] for it in session.items
+                             if it.get_closest_marker("claim")))
+    if not ids:
+        return
+    from dataclasses import replace
+
+    from .plan import budget_seeds, calibrate, fmt_time, likely_inconclusive, make_plan
+
+    s = cs.settings
+
+    def plan_for(seeds: int, calibration=None):  # noqa: ANN001, ANN202
+        return make_plan(ids, seeds=seeds, model_source=s.model_source, quality=cs.quality_mode,
+                         rounds=s.timing_rounds, atlas=config.getoption("--atlas"), calibration=calibration)
+
+    calibration = None
+    if plan_for(s.seeds).evaluations:
+        try:
+            calibration = calibrate(cs.engine(), min(s.seeds, s.max_batch or 8))
+        except pytest.fail.Exception:
+            calibration = None  # the model does not load: every claim says why; the plan counts only
+    budget = config.getoption("--budget", default=None)
+    if budget and calibration is not None:
+        n = budget_seeds(lambda k: (plan_for(k, calibration).seconds or 0.0) <= budget * 60, s.seeds) or 1
+        planned = plan_for(n, calibration)
+        cs.budget = {"minutes": budget, "seeds_requested": s.seeds, "seeds": n,
+                     "planned": fmt_time(planned.seconds) + ("" if (planned.seconds or 0) <= budget * 60 else
+                                                             ": over the budget even at one seed"),
+                     "likely_inconclusive": likely_inconclusive(ids, n)}
+        if n < s.seeds:
+            cs.settings = replace(s, seeds=n)
+    cs.plan = plan_for(cs.settings.seeds, calibration)
+    cs.plan_started = __import__("time").perf_counter()
+
+
+def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items: list[pytest.Item]) -> list[str]:
+    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
+    if cs is None or cs.plan is None:
+        return []
+    lines = cs.plan.lines()
+    b = cs.budget
+    if b:
+        if b["seeds"] < b["seeds_requested"]:
+            lines.append(f"claims budget: {b['minutes']:g} min -> --seeds {b['seeds']} instead of "
+                         f"{b['seeds_requested']} (planned {b['planned']})")
+        else:
+            lines.append(f"claims budget: {b['minutes']:g} min fits the {b['seeds']} seeds asked for "
+                         f"(planned {b['planned']})")
+        for cid, need in b["likely_inconclusive"].items():
+            lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants {need} seeds")
+    if config.getoption("--claims-plan", default=False):
+        lines.append("claims plan: --claims-plan: nothing generated; run without it to measure")
+    return lines
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """--claims-plan: the plan is printed with the collection; run nothing."""
+    if session.config.getoption("--claims-plan", default=False):
+        return True
+    return None
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -236,6 +327,10 @@ def worker_id(config: pytest.Config) -> str | None:
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """With -n and no --dist, distribute by xdist_group (loadgroup): the claims that share generations then
     run on one worker and each generation is still computed once. --dist given explicitly wins."""
+    if config.getoption("--claims-plan", default=False):  # the plan runs nothing: no workers to start
+        config.option.numprocesses = None
+        config.option.dist = "no"
+        return
     if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
         config.option.dist = "loadgroup"
 
@@ -309,7 +404,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             sink = TerminalSink(reporter, config.pluginmanager.get_plugin("capturemanager"))
-            cs.progress = Progress(sink, live=sink.tty, run_left=getattr(cs, "run_left", None))
+            cs.progress = Progress(sink, live=sink.tty, run_left=cs.run_left)
 
 
 def _stop_on_oom() -> Iterator[None]:
@@ -415,7 +510,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):  # xdist workers never write the report
         return
     cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
-    if cs is None or not cs.results.collected:
+    if cs is None or not cs.results.collected or config.getoption("--claims-plan", default=False):
         return
     from .report import write_report
 

@@ -47,6 +47,10 @@ class ClaimsSession:
         #: sampler_claims.progress.Progress: one line per generation (set by the plugin; None stays quiet).
         self.progress: Any = None
         self._chunks: dict[str, list[list[int]]] = {}
+        #: sampler_claims.plan.Plan of the selected claims (set after collection), and --budget's outcome.
+        self.plan: Any = None
+        self.plan_started = 0.0
+        self.budget: dict[str, Any] | None = None
 
     @property
     def quality_mode(self) -> str:
@@ -113,6 +117,15 @@ class ClaimsSession:
                                   progress=self.progress)
         return self._engine
 
+    def run_left(self) -> str | None:
+        """The plan's time left for the run, from its estimate and the time since collection."""
+        if self.plan is None or self.plan.seconds is None:
+            return None
+        from .plan import fmt_time
+
+        spent = time.perf_counter() - self.plan_started
+        return f"~{fmt_time(max(self.plan.seconds - spent, 0.0))} left of ~{fmt_time(self.plan.seconds)} planned"
+
     def drain_chunks(self, claim_id: str) -> list[list[int]]:
         """The chunk sizes of the generations run since the last call (for the claim whose test just ran),
         kept across its setup and call; recorded with where the claim ran, not with its metrics."""
@@ -149,6 +162,10 @@ class ClaimsSession:
         chunks = {cid: r.ran_on["chunks"] for cid, r in self.results.records.items() if r.ran_on.get("chunks")}
         if chunks:
             env["chunk_sizes"] = chunks
+        if self.plan is not None:
+            env["plan"] = self.plan.as_dict()
+        if self.budget is not None:
+            env["budget"] = self.budget
         ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}
         if ran:
             env["workers"] = dict(sorted(ran.items()))

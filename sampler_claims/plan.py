@@ -1,0 +1,374 @@
+"""The cost of a claims run, before the first generation: planned U-Net evaluations per claim group, and the
+time they take on this device, dtype and size from a short calibration.
+
+Counted in U-Net evaluations, images x calls with CFG counted (a guided call evaluates two samples per image).
+The generations each claim makes are listed here from the same registry entries and scheduler names the claim
+tests read; a generation that several claims share is computed once (the engine's cache) and counted once,
+in the first group that needs it. The number of calls of a configuration is the scheduler's own: its
+`timesteps` after `set_timesteps` on the model's stock config (Heun makes 2N-1). Under xdist each worker
+computes what its groups share again, so the plan is the serial cost.
+
+The estimate: seconds = evaluations x seconds per evaluation + images x seconds per image (text encoding,
+decoding), both measured by `calibrate` at the run's chunk size (roster generations) and at one seed (the
+single-seed and timing generations). It leaves out the metrics (checker, SSIM, CLIP); on the embedded model
+they are a small share, and the README gives measured against planned.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths, registry
+
+#: Seeds the power calculation (registry.SEEDS_POWER) needs for an equivalence to be decided with 80% power:
+#: paired differences between deterministic samplers (sd 0.058) and pairs with stochastic DDPM (sd 0.22).
+POWER_SEEDS = {"deterministic": 17, "ddpm": 152}
+#: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs).
+DDPM_PAIRED = {"comparable-quality", "ddpm-50-step-count", "different-paths", "ddpm-10-worse",
+               "ddpm-intermediates-noisier"}
+
+
+@dataclass(frozen=True)
+class Gen:
+    """One planned pipeline configuration: `images` seeds ("roster" = the --seeds roster), `times` calls."""
+
+    sampler: str
+    steps: int
+    images: int | str = "roster"
+    overrides: tuple[tuple[str, Any], ...] = ()
+    guidance: float = 7.5
+    capture: bool = False
+    cached: bool = True
+    times: int = 1
+    latent: bool = False
+
+    def n_images(self, seeds: int) -> int:
+        return seeds if self.images == "roster" else int(self.images)
+
+
+def _g(sampler: str, steps: int, images: int | str = "roster", **kw: Any) -> Gen:
+    overrides = tuple(sorted(kw.pop("overrides", {}).items()))
+    return Gen(sampler, steps, images, overrides, **kw)
+
+
+def _control(claim: registry.Claim, quality: str) -> list[Gen]:
+    out = []
+    if "quality_control" in claim.thresholds:
+        c = claim.t("quality_control")
+        out += [_g(c.sampler, c.good), _g(c.sampler, c.bad)]
+        if quality == "clip":
+            c = claim.t("clip_control")
+            out += [_g(c.sampler, c.good), _g(c.sampler, c.bad)]
+    if quality == "clip" and "convergence_reference" in claim.thresholds:
+        ref, check, pair = (claim.t("convergence_reference"), claim.t("reference_check"),
+                            claim.t("convergence_control"))
+        out += [_g(ref.sampler, ref.steps)] + [_g(r.sampler, r.steps) for r in
+                                               (check.good_run, check.bad_run, pair.good_run, pair.bad_run)]
+    return out
+
+
+def timing_gens(rounds: int) -> list[Gen]:
+    """The interleaved timing rounds: every timed configuration once per round on one seed, uncached, plus
+    the warm-up call."""
+    from .timing import timed_configs
+
+    configs = timed_configs("p", 0)
+    out = [_g(r.scheduler.name, r.steps, 1, overrides=dict(r.scheduler.overrides), guidance=r.guidance,
+              cached=False, times=rounds) for r in configs.values()]
+    first = next(r for r in configs.values() if r.steps <= 200)
+    return out + [_g(first.scheduler.name, first.steps, 1, cached=False)]
+
+
+def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool) -> list[Gen]:
+    """The generations claim `cid`'s test makes (with its fixtures), from the registry and the claims' modules."""
+    c = registry.get(cid)
+
+    def t(other: str, name: str) -> Any:
+        return registry.get(other).t(name)
+
+    trailing = {"timestep_spacing": "trailing"}
+    ex1 = [_g("ddpm", 1000, overrides=trailing), _g("ddim", 50), _g("dpm-solver", 20)]
+    single50 = lambda s, **kw: _g(s, 50, 1, cached=False, times=3, **kw)  # noqa: E731 - exercise 2's 3 runs
+    traces = [_g("ddim", 10, 1, capture=True, cached=False), _g("ddpm", 10, 1, capture=True, cached=False)]
+    roster_traces = [_g("ddim", 10, capture=True), _g("ddpm", 10, capture=True)]
+    timing = timing_gens(rounds)
+    table: dict[str, list[Gen]] = {
+        "same-weights": [_g(s, 2, 1, cached=False) for s in ("ddpm", "ddim", "dpm-solver")],
+        "lesson-code-runs": [_g("ddpm", 1000, 1, overrides=trailing)],
+        "comparable-quality": ex1,
+        "different-paths": ex1,
+        "speedup": timing,
+        "cfg-two-passes": timing + [_g("ddim", 50, 1), _g("ddim", 50, 1, guidance=1.0)],
+        "ddim-deterministic": [single50("ddim")],
+        "ddpm-stochastic": [single50("ddpm")],
+        "ddim-depends-only-on-zT": [single50("ddim", overrides={"z": 1}), single50("ddpm", overrides={"z": 1})],
+        "ddpm-noise-draws": [single50("ddpm"), single50("ddim")],
+        "ddpm-reproducible-when-reseeded": [single50("ddpm", overrides={"reseed": 1})],
+        "ddim-eta": [single50("ddim", overrides={"eta": 1}), single50("ddim", overrides={"z": 1})],
+        "ddpm-50-step-count": [_g("ddpm", 1000, overrides=trailing), _g("ddpm", 50), _g("ddim", 50)],
+        "sweet-spot": [_g("dpm-solver", s) for s in t("sweet-spot", "step_counts")],
+        "linear-time": timing,
+        "no-gain-past-25": [_g("dpm-solver", 25), _g("dpm-solver", 200)],
+        "callback-after-step": traces + [_g("ddim", 10, 1, latent=True), _g("ddpm", 10, 1, latent=True)],
+        "clone-needed": traces,
+        "coarse-to-fine": traces + roster_traces,
+        "ddpm-10-worse": roster_traces,
+        "ddpm-formula-adjacent": [],
+        "dpm-multi-point": [_g(s, 10, 1) for s in ("dpm-solver", "dpm-solver-single", "heun")],
+        "ddpm-intermediates-noisier": roster_traces,
+        "recommended-default": timing + [_g("dpm-solver", s) for s in t("recommended-default", "steps")],
+        "final-sigma-zero": [_g("dpm-solver", t("final-sigma-zero", "steps"), overrides={"final_sigmas_type": k})
+                             for k in ("sigma_min", "zero")] + [roster_traces[0]],
+        "karras-sigmas-few-steps": [_g("dpm-solver", s, overrides={"use_karras_sigmas": v})
+                                    for s in t("karras-sigmas-few-steps", "steps") for v in (True, False)],
+        "lower-order-final": [_g("dpm-solver", s, overrides={"lower_order_final": v, "final_sigmas_type": "sigma_min"})
+                              for s in t("lower-order-final", "steps") for v in (True, False)],
+        "default-on-front": [_g(s, n) for s in ("ddim", "dpm-solver", "euler", "unipc", "deis", "heun", "pndm",
+                                                "lms") for n in (5, 10, 20, 50)] if atlas else [],
+    }
+    gens = list(table.get(cid, []))
+    if c.needs_trained_model and (cid != "default-on-front" or atlas):
+        gens += _control(c, quality)
+    return gens
+
+
+#: The claims `claim_gens` lists (those with no generation list [] explicitly).
+PLANNED = {"same-weights", "lesson-code-runs", "comparable-quality", "different-paths", "speedup", "cfg-two-passes",
+           "ddim-deterministic", "ddpm-stochastic", "ddim-depends-only-on-zT", "ddpm-noise-draws",
+           "ddpm-reproducible-when-reseeded", "ddim-eta", "ddpm-50-step-count", "sweet-spot", "linear-time",
+           "no-gain-past-25", "callback-after-step", "clone-needed", "coarse-to-fine", "ddpm-10-worse",
+           "ddpm-formula-adjacent", "dpm-multi-point", "ddpm-intermediates-noisier", "recommended-default",
+           "final-sigma-zero", "karras-sigmas-few-steps", "lower-order-final", "default-on-front"}
+
+
+# ------------------------------------------------------------------------------------ counting
+def stock_scheduler_config(model_source: str) -> dict[str, Any]:
+    """The model's stock scheduler config, read from its folder (SD 1.5's for a hub id not on disk)."""
+    from diffusers import DDPMScheduler
+
+    folder = Path(model_source) / "scheduler"
+    if not (folder / "scheduler_config.json").is_file():
+        folder = paths.SD15_RANDOM / "scheduler"
+    return dict(DDPMScheduler.load_config(folder))
+
+
+def calls_per_image(gen: Gen, stock: dict[str, Any], _memo: dict[Any, int] = {}) -> int:  # noqa: B006
+    """U-Net calls of one generation: the scheduler's timesteps after set_timesteps (a step that fails at the
+    first call, like the stock DDPM@1000 of lesson-code-runs, is not listed)."""
+    from .schedulers import SchedulerSpec, make_scheduler
+
+    real = {k: v for k, v in gen.overrides if k in ("timestep_spacing", "final_sigmas_type", "use_karras_sigmas",
+                                                      "lower_order_final")}
+    key = (gen.sampler, gen.steps, tuple(sorted(real.items())), id(stock))
+    if key not in _memo:
+        from diffusers.utils import logging as diffusers_logging
+
+        log = diffusers_logging.get_logger("diffusers.schedulers")
+        level = log.level
+        log.setLevel(diffusers_logging.ERROR)  # e.g. lower_order_final's notice: the count is all we want
+        try:
+            sched, _ = make_scheduler(SchedulerSpec.of(gen.sampler, **real), stock)
+            sched.set_timesteps(gen.steps)
+            _memo[key] = len(sched.timesteps)
+        except Exception:  # noqa: BLE001 - a scheduler that cannot be made counts its steps
+            _memo[key] = gen.steps
+        finally:
+            log.setLevel(level)
+    return _memo[key]
+
+
+@dataclass
+class Rate:
+    """Seconds per U-Net evaluation and per image (text encoding, decoding, the call's fixed cost)."""
+
+    per_eval: float
+    per_image: float
+    batch: int
+
+
+@dataclass
+class Calibration:
+    device: str
+    dtype: str
+    size: int
+    roster: Rate
+    single: Rate
+    seconds: float
+
+    def rate(self, images: int) -> Rate:
+        return self.single if images == 1 else self.roster
+
+    def describe(self) -> str:
+        return (f"calibrated on {self.device} {self.dtype} {self.size}px in {self.seconds:.1f} s: "
+                f"{self.roster.per_eval * 1e3:.2f} ms per U-Net evaluation at {self.roster.batch} seeds per call, "
+                f"{self.single.per_eval * 1e3:.2f} ms at one seed; {self.roster.per_image * 1e3:.1f} ms per image "
+                "(text, decoding)")
+
+
+def calibrate(engine: Any, chunk: int, prompt: str = "a red circle") -> Calibration:
+    """A short calibration on the run's engine: DPM-Solver at 2 and 6 steps, at `chunk` seeds and at one seed,
+    the faster of two tries each (uncached; the first call also warms the model up)."""
+    from .engine import Request
+    from .schedulers import DPM
+
+    start = time.perf_counter()
+
+    def best(steps: int, n: int) -> tuple[float, int]:
+        times, evals = [], 0
+        for _ in range(2):
+            g = engine.generate(Request(DPM, steps, tuple(range(n)), prompt), cached=False)
+            times.append(g.seconds)
+            evals = sum(g.unet_batch_sizes)
+        return min(times), evals
+
+    progress, engine.progress = engine.progress, None  # the calibration is not a claim's generation
+    try:
+        engine.generate(Request(DPM, 2, (0,), prompt), cached=False)  # warm-up
+        rates = []
+        for n in (max(1, chunk), 1):
+            (t_lo, e_lo), (t_hi, e_hi) = best(2, n), best(6, n)
+            per_eval = max(t_hi - t_lo, 1e-9) / max(e_hi - e_lo, 1)
+            per_image = max(t_lo - per_eval * e_lo, 0.0) / n
+            rates.append(Rate(per_eval, per_image, n))
+    finally:
+        engine.progress = progress
+    return Calibration(engine.device, str(engine.pipe.unet.dtype).removeprefix("torch."), engine.size,
+                       rates[0], rates[1], time.perf_counter() - start)
+
+
+@dataclass
+class GroupPlan:
+    group: str
+    claims: list[str]
+    evaluations: int = 0
+    images: int = 0
+    seconds: float | None = None
+
+
+@dataclass
+class Plan:
+    seeds: int
+    groups: dict[str, GroupPlan] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    timing_min_s: float = 0.0
+    #: Selected claims this module lists no generations for (a claim added to the registry since).
+    unplanned: list[str] = field(default_factory=list)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(g.evaluations for g in self.groups.values())
+
+    @property
+    def seconds(self) -> float | None:
+        if self.calibration is None:
+            return None
+        return sum(g.seconds or 0.0 for g in self.groups.values())
+
+    def lines(self) -> list[str]:
+        out = [f"claims plan: {self.seeds} seeds; U-Net evaluations per claim group (images x calls, CFG counted, "
+               "shared generations once)" + ("; estimated time" if self.calibration else "")]
+        for g in sorted(self.groups.values(), key=lambda g: -g.evaluations):
+            t = f", ~{fmt_time(g.seconds)}" if g.seconds is not None else ""
+            out.append(f"claims plan:   {g.group:<12} {g.evaluations:>12,} evaluations, {g.images:>6,} images{t}  "
+                       f"({', '.join(g.claims)})")
+        total = f", ~{fmt_time(self.seconds)} estimated" if self.seconds is not None else ""
+        out.append(f"claims plan:   {'total':<12} {self.evaluations:>12,} evaluations{total} (serial; xdist "
+                   "workers recompute what their groups share)")
+        if self.calibration is not None:
+            out.append(f"claims plan: {self.calibration.describe()}")
+        if self.unplanned:
+            out.append(f"claims plan: not counted (no entry in sampler_claims/plan.py): {', '.join(self.unplanned)}")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seeds": self.seeds, "evaluations": self.evaluations,
+                "estimated_s": None if self.seconds is None else round(self.seconds, 1),
+                "groups": {g.group: {"claims": g.claims, "evaluations": g.evaluations, "images": g.images,
+                                     "estimated_s": None if g.seconds is None else round(g.seconds, 1)}
+                           for g in self.groups.values()},
+                "calibration": None if self.calibration is None else self.calibration.describe()}
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def timing_settings(rounds: int) -> tuple[int, float]:
+    """Rounds and the least seconds of one timed measurement (repetitions), where the timing module has them."""
+    from . import timing
+
+    if hasattr(timing, "timing_plan"):
+        tp = timing.timing_plan()
+        return rounds or tp["rounds"], float(tp.get("min_time_s", 0.0))
+    return rounds, 0.0
+
+
+def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, quality: str, rounds: int,
+              atlas: bool = False, calibration: Calibration | None = None) -> Plan:
+    """The plan of the selected claims, in the order the registry lists them."""
+    stock = stock_scheduler_config(model_source)
+    rounds, min_time = timing_settings(rounds)
+    plan = Plan(seeds, calibration=calibration, timing_min_s=min_time)
+    seen: set[Gen] = set()
+    wanted = set(claim_ids)
+    for cid, claim in registry.CLAIMS.items():
+        if cid not in wanted:
+            continue
+        g = plan.groups.setdefault(claim.group, GroupPlan(claim.group, []))
+        g.claims.append(cid)
+        if cid not in PLANNED:
+            plan.unplanned.append(cid)
+        for gen in claim_gens(cid, quality=quality, rounds=rounds, atlas=atlas):
+            key = gen if gen.cached else (gen, cid if gen.times != rounds else "timing")
+            if key in seen:
+                continue
+            seen.add(key)  # type: ignore[arg-type]
+            n = gen.n_images(seeds)
+            evals = n * calls_per_image(gen, stock) * (2 if gen.guidance > 1 else 1) * gen.times
+            g.evaluations += evals
+            g.images += n * gen.times
+            if calibration is not None:
+                r = calibration.rate(n)
+                secs = evals * r.per_eval + n * gen.times * r.per_image
+                if gen.times == rounds and not gen.cached and min_time:
+                    secs = max(secs, min_time * gen.times) + secs / gen.times  # repeated to min_time, calibrated
+                g.seconds = (g.seconds or 0.0) + secs
+    return plan
+
+
+def budget_seeds(fits: Any, requested: int) -> int | None:
+    """The largest seed count up to `requested` whose plan fits (`fits(n)` -> bool); None if not even one."""
+    lo, hi = 0, requested
+    if fits(requested):
+        return requested
+    while hi - lo > 1:  # fits(lo) or lo == 0; not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo or None
+
+
+def likely_inconclusive(claim_ids: Iterable[str], seeds: int) -> dict[str, int]:
+    """Statistical claims the power calculation says `seeds` will likely leave undecided: id -> seeds needed."""
+    out = {}
+    for cid in claim_ids:
+        c = registry.get(cid)
+        if c.kind != "statistical":
+            continue
+        need = POWER_SEEDS["ddpm" if cid in DDPM_PAIRED else "deterministic"]
+        if seeds < need:
+            out[cid] = need
+    return out
+
+

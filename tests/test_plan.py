@@ -1,0 +1,82 @@
+"""The cost plan: U-Net evaluations counted from the registry (CFG counted, shared generations once), a time
+estimate from a calibration, --claims-plan runs nothing, --budget shrinks the roster and names what it costs."""
+from __future__ import annotations
+
+import pytest
+
+from sampler_claims import paths, plan, registry
+from sampler_claims.plan import Calibration, Rate
+
+TINY = str(paths.TINY_MODEL)
+
+
+def planned(ids, seeds=8, **kw):
+    return plan.make_plan(ids, seeds=seeds, model_source=TINY, quality="checker", rounds=4, **kw)
+
+
+def test_cfg_doubles_the_evaluations_and_images_scale_them() -> None:
+    """no-gain-past-25: DPM-Solver@25 and @200 over the roster plus its quality control (@200 shared, @5):
+    (25 + 200 + 5) calls x 2 (CFG) x seeds."""
+    p = planned(["no-gain-past-25"], seeds=8)
+    assert p.evaluations == (25 + 200 + 5) * 2 * 8
+    assert planned(["no-gain-past-25"], seeds=16).evaluations == 2 * p.evaluations
+
+
+def test_a_generation_shared_by_claims_is_counted_once() -> None:
+    one = planned(["comparable-quality"]).evaluations
+    both = planned(["comparable-quality", "different-paths"])
+    assert both.evaluations == one and set(both.groups) == {"roster-ddpm"}
+
+
+def test_heun_counts_its_own_calls() -> None:
+    """dpm-multi-point: single-seed DPM-Solver, DPM-Solver singlestep and Heun at 10 steps; Heun makes 2N-1."""
+    assert planned(["dpm-multi-point"]).evaluations == (10 + 10 + 19) * 2
+
+
+def test_every_claim_of_the_committed_registry_is_planned_or_named() -> None:
+    p = planned(list(registry.CLAIMS))
+    assert set(p.unplanned) == set(registry.CLAIMS) - plan.PLANNED
+    if p.unplanned:
+        assert any("not counted" in line for line in p.lines())
+
+
+def test_the_estimate_is_evaluations_and_images_at_the_calibrated_rates() -> None:
+    cal = Calibration("cpu", "float32", 32, roster=Rate(0.01, 0.1, 8), single=Rate(0.02, 0.05, 1), seconds=1.0)
+    p = planned(["no-gain-past-25"], seeds=8, calibration=cal)
+    images = 3 * 8
+    assert p.seconds == pytest.approx(p.evaluations * 0.01 + images * 0.1)
+    assert "ms per U-Net evaluation" in p.lines()[-1]
+
+
+def test_budget_takes_the_largest_roster_that_fits_and_names_the_likely_inconclusive() -> None:
+    assert plan.budget_seeds(lambda n: n * 10 <= 125, 32) == 12
+    assert plan.budget_seeds(lambda n: True, 32) == 32
+    assert plan.budget_seeds(lambda n: False, 32) is None
+    lost = plan.likely_inconclusive(["comparable-quality", "sweet-spot", "speedup"], 12)
+    assert lost == {"comparable-quality": plan.POWER_SEEDS["ddpm"], "sweet-spot": plan.POWER_SEEDS["deterministic"]}
+
+
+CLAIM_TEST = """
+import pytest
+
+@pytest.mark.claim("no-gain-past-25")
+def test_claim(claim, engine):
+    raise AssertionError("--claims-plan must not run a claim")
+"""
+
+
+@pytest.mark.parametrize("extra", [(), ("--budget", "0.0001")], ids=["plan", "plan with a budget"])
+def test_claims_plan_prints_the_plan_and_runs_nothing(pytester: pytest.Pytester, dummy_folder, extra) -> None:
+    pytester.makepyfile(CLAIM_TEST)
+    result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", str(dummy_folder), "--device",
+                                           "cpu", "--seeds", "4", "--quality", "checker", "--claims-plan", *extra,
+                                           "--claims-report", str(pytester.path / "r" / "index.html"))
+    assert result.ret == 0
+    out = result.stdout.str()
+    seeds = 1 if extra else 4
+    assert "claims plan:   roster" in out and f"{(25 + 200 + 5) * 2 * seeds:,} evaluations" in out
+    assert "estimated" in out and "ms per U-Net evaluation" in out
+    assert "must not run" not in out and not (pytester.path / "r" / "index.html").exists()
+    if extra:
+        assert "claims budget: 0.0001 min -> --seeds 1 instead of 4" in out and "over the budget even at" in out
+        assert "no-gain-past-25 likely inconclusive" in out
