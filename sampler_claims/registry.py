@@ -156,6 +156,48 @@ SEEDS_POWER = ("n = (2.80 * sd / (margin - |delta|))^2; pilot sd of paired score
                "default 32")
 
 
+# ------------------------------------------------------------------------------------------ timing rounds
+#: How wide each timing claim's 95% interval may be, and the per-round spread a pilot measured, from which the
+#: rounds follow (sampler_claims.timing.rounds_needed: the fewest n with t(0.975, n-1) * sd / sqrt(n) <= width).
+#: The width is half of the claim's own margin, whatever the claim measures: an interval half as wide as the
+#: band decides every value in the band's middle half (and every value as far outside), so only values near
+#: an edge can stay undecided. The pilot: the four timing claims at 6 rounds, with the calibrated repetitions,
+#: on the 2-core machine while a model trained on one core and two other test runs shared the other (load 5):
+#: the busy side, so that a quiet machine only does better.
+TIMING_WIDTHS: dict[str, dict[str, Any]] = {
+    "speedup": {"half_width": round(math.log(math.sqrt(50 / 20)) / 2, 4), "pilot_sd": 0.10,
+                "why": "log time ratio to DDPM@1000: half of ln(about_factor), the band's half-width on the log "
+                       "scale; pilot sd of the per-round log ratio 0.10 for DDIM@50 and DPM-Solver@20 alike (it did "
+                       "not shrink from one call to a second of calls: the load drifts between a round's calls)"},
+    "linear-time": {"half_width": 0.25 / 2, "pilot_sd": 0.06,
+                    "why": "intercept / t(20): half of max_overhead_share; pilot sd 0.033 with calibrated "
+                           "repetitions, 0.060 with one call per configuration (both with the relative-error fit), "
+                           "the larger taken"},
+    "recommended-default": {"half_width": 0.10 / 2, "pilot_sd": 0.0026,
+                            "why": "time / DDPM@1000 time: half of max_time_share; pilot sd 0.0026"},
+}
+#: How the timing rounds are sized (sampler_claims.timing), stated once and shared by the four timing claims (the
+#: rounds are shared: one DDPM@1000 timing per round serves all).
+TIMING = {
+    "timing_rounds": Threshold(4, "the fewest rounds that give every timing claim the interval width it needs at "
+                                  "the pilot's spread (TIMING_WIDTHS): speed-up needs 4 (3 rounds: +-0.25 on the "
+                                  "log ratio against the +-0.23 it needs), linear-time 4, recommended-default 2. "
+                                  "--timing-rounds overrides it"),
+    "min_time_s": Threshold(0.3, "each measurement of a configuration repeats its call until it lasts 0.3 s (the "
+                                 "first call sets the count, pytest-benchmark's estimate): three calls of DPM-Solver@20 "
+                                 "(speed-up's denominator, ~0.1 s on the embedded model on a quiet machine), so that "
+                                 "the median ignores one call a neighbour stretched. Not more: in the pilot a second "
+                                 "of calls left the ratios' spread where one call had it (the spread is drift "
+                                 "between a round's calls, which the split of each configuration's calls around "
+                                 "DDPM@1000 addresses instead), and every 0.1 s more costs 4 rounds x 7 short "
+                                 "configurations = 2.8 s, where DDPM@1000 is already two thirds of a round"),
+    "round_statistic": Threshold("median", "the round keeps the median of its repetitions: one call a neighbour "
+                                           "stretched (CPU time too, on a virtual machine) does not move it, as it "
+                                           "would move a mean; the minimum would hide a slow-down that hits every "
+                                           "call"),
+}
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -281,6 +323,7 @@ def _claims() -> list[Claim]:
                 "about_factor": T(round(math.sqrt(50 / 20), 4),
                                   "'about N x' = within a factor sqrt(50/20) = 1.58 of N: the widest band that "
                                   "still tells the lesson's two numbers (20 and 50) apart"),
+                **TIMING,
             },
         ),
         Claim(
@@ -292,7 +335,7 @@ def _claims() -> list[Claim]:
             corrected="With classifier-free guidance each step runs one U-Net call on a batch of two (the "
                       "unconditional and the text prompt together): the compute per step doubles, the number of "
                       "calls stays at the number of steps.",
-            group_override="timing",
+            group_override="timing", thresholds={**TIMING},
             expected=refuted_always,
             expected_why="diffusers' StableDiffusionPipeline concatenates the unconditional and text batches: one "
                          "U-Net call of 2B per step, steps x 1 calls, not steps x 2",
@@ -431,8 +474,10 @@ def _claims() -> list[Claim]:
         Claim(
             "linear-time", "Exercise 3",
             "time grows about linearly with steps; fixed overhead is small",
-            "DPM-Solver at 5..200 steps in interleaved rounds; per round a least-squares fit time = a + b*steps; "
-            "95% intervals over rounds of R^2 and of a / time(20); CPU time decides on the CPU",
+            "DPM-Solver at 5..200 steps in interleaved rounds (each measurement the median of calls lasting "
+            "min_time_s); per round R^2 of the least-squares line, and time = a + b*steps fitted on relative errors "
+            "(timing noise is a factor); 95% intervals over rounds of R^2 and of a / (a + 20b); CPU time decides "
+            "on the CPU",
             "confirmed on GPU; check on CPU",
             corrected="Time grows with the number of steps, but on this device not as a straight line with a "
                       "small fixed cost: measure the fixed cost per call before extrapolating.",
@@ -441,6 +486,7 @@ def _claims() -> list[Claim]:
                 "min_r2": T(0.98, "'about linear': the line explains 98% of the variance"),
                 "max_overhead_share": T(0.25, "'small overhead': |intercept| under a quarter of the 20-step time"),
                 "step_counts": T((5, 10, 20, 50, 100, 200), "the lesson's grid"),
+                **TIMING,
             },
         ),
         Claim(
@@ -570,6 +616,7 @@ def _claims() -> list[Claim]:
                                           "time (the lesson's own figure is 1/50)"),
                 "steps": T((20, 25), "the lesson's 20-30-step range at the two step counts the grid of Exercise 3 "
                                      "does not already hold together: 20 and 25"),
+                **TIMING,
                 **QUALITY,
                 **CONVERGENCE,
             },

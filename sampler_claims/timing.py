@@ -1,34 +1,74 @@
-"""Timing that noise cannot flip: every timed configuration of the run, measured once, in interleaved
-rounds, with CPU time beside wall time.
+"""Timing that noise cannot flip: every timed configuration of the run, in interleaved rounds, each
+measurement calibrated to last long enough to be worth reading, with CPU time beside wall time.
 
 Why this shape:
 - one session of rounds serves every timing claim (speedup, cfg-two-passes, linear-time,
-  recommended-default), so DDPM@1000 is timed once, not once per claim;
-- each round runs every configuration once, in an order rotated from round to round, so that a busy
-  neighbour or thermal drift hits all configurations alike and ratios within a round stay fair;
-- on the CPU the process's CPU time decides (a neighbour taking a core stretches wall time, not the
-  CPU time of the work), and wall time is kept beside it; on CUDA wall time with synchronisation decides;
+  recommended-default), so DDPM@1000 is timed once per round, not once per claim;
+- each round runs every configuration, in an order rotated from round to round, so that a busy
+  neighbour or drift hits all configurations alike and ratios within a round stay fair;
+- a short configuration (DPM-Solver@5 is a few hundredths of a second) is repeated until one measurement
+  lasts at least `min_time_s` (the claims' registry entry), half of its calls before the long
+  configurations of the round and half after, and the round keeps the median of the repetitions: one
+  call that a neighbour stretched no longer moves the round, and a load that drifts over the round
+  reaches the short configurations and DDPM@1000 alike;
+- on the CPU the process's CPU time decides, and wall time is kept beside it; on CUDA wall time with
+  synchronisation (the engine's timer) decides; the calibration is the same on both;
 - the claims put intervals over rounds on every ratio and fit, so a noisy round widens an interval
   (inconclusive) rather than moving a point estimate across a threshold.
 
-pytest-benchmark drives the rounds (`benchmark.pedantic`, one interleaved round per benchmark round)
-and stores them in benchmarks.json; the per-configuration times come from the engine's own timer
-around each pipeline call.
+The repetitions are pytest-benchmark's calibration estimate, `loops = ceil(min_time * loops / duration)`,
+from the first call of each configuration, which counts as the first repetition (so calibrating costs no
+call of its own). Its `_calibrate_timer` itself does not fit: it grows loops tenfold until a run lasts half
+of min_time and throws the calibrating runs away, made for microsecond functions; on a 0.05 s pipeline call
+it would overshoot to ten times min_time.
+pytest-benchmark drives the rounds (`benchmark.pedantic`, one interleaved round per benchmark round),
+its `Stats` gives the per-round statistic, and benchmarks.json keeps statistic, repetitions and the
+per-round values; the per-call times come from the engine's own timer around each pipeline call.
 """
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pytest_benchmark.stats import Stats
+from scipy import stats as scipy_stats
 
 from .engine import Engine, Request
 from .schedulers import DPM, LESSON_SAMPLERS
 
-DEFAULT_ROUNDS = 4
 #: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
 NO_GUIDANCE = 1.0
+
+
+def timing_plan() -> dict[str, Any]:
+    """Rounds, the least seconds one measurement lasts and the per-round statistic, as the timing claims'
+    registry entries state them (they share one entry: the rounds are shared)."""
+    from .registry import get
+
+    t = get("linear-time").t
+    return {"rounds": t("timing_rounds", int), "min_time_s": float(t("min_time_s", float)),
+            "statistic": t("round_statistic", str)}
+
+
+def rounds_needed(sd: float, half_width: float, most: int = 100) -> int:
+    """The fewest rounds whose 95% t-interval of a mean is at most `half_width` wide on each side, at a
+    per-round standard deviation `sd`: the smallest n >= 2 with t(0.975, n - 1) * sd / sqrt(n) <= half_width."""
+    for n in range(2, most + 1):
+        if scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) <= half_width:
+            return n
+    raise ValueError(f"no number of rounds up to {most} gets sd {sd:g} under +-{half_width:g}")
+
+
+def repetitions(seconds: float, min_time: float) -> int:
+    """How many back-to-back calls make one measurement last at least `min_time`, from one call that took
+    `seconds`: pytest-benchmark's estimate `ceil(min_time * loops / duration)` with loops = 1."""
+    if seconds <= 0 or not math.isfinite(seconds):
+        return 1
+    return max(1, math.ceil(min_time / seconds))
 
 
 def timed_name(sampler: str, steps: int, guidance: float | None = None) -> str:
@@ -59,9 +99,16 @@ def timed_configs(prompt: str, seed: int) -> dict[str, Request]:
 LESSON_TIMED = {n: timed_name(spec.name, steps) for n, (spec, steps) in LESSON_SAMPLERS.items()}
 
 
+def unet_samples(req: Request) -> int:
+    """U-Net samples one call of `req` evaluates: steps x images x 2 with classifier-free guidance (one batched
+    call of 2B per step), the work its time should follow; the calibration orders configurations by it."""
+    return req.steps * len(req.seeds) * (2 if req.guidance > 1 else 1)
+
+
 @dataclass
 class Rounds:
-    """Per configuration, the wall and CPU seconds of each round, and what each call did."""
+    """Per configuration, the wall and CPU seconds of each round (the round's statistic over its repetitions),
+    the repetitions behind them, and what each call did."""
 
     device: str
     names: list[str]
@@ -70,6 +117,17 @@ class Rounds:
     unet_calls: dict[str, int] = field(default_factory=dict)
     unet_batch_sizes: dict[str, list[int]] = field(default_factory=dict)
     order: list[list[str]] = field(default_factory=list)
+    #: Calls per measurement, by configuration (1 for made-up rounds and for configurations already long).
+    reps: dict[str, int] = field(default_factory=dict)
+    #: Per configuration, per round, every call's seconds on each clock.
+    wall_calls: dict[str, list[list[float]]] = field(default_factory=dict)
+    cpu_calls: dict[str, list[list[float]]] = field(default_factory=dict)
+    min_time_s: float = 0.0
+    statistic: str = "median"
+    #: The calibrating call's seconds per configuration (deciding clock); absent where it was not run.
+    calibration_s: dict[str, float] = field(default_factory=dict)
+    #: Wall seconds the whole measurement took: warm-up, calibration and rounds (what the run pays for timing).
+    elapsed_s: float = 0.0
 
     @property
     def rounds(self) -> int:
@@ -81,29 +139,48 @@ class Rounds:
         return "cpu" if self.device == "cpu" else "wall"
 
     def seconds(self, name: str, clock: str | None = None) -> list[float]:
+        """The per-round statistic of one configuration's call time: what every timing rule reads."""
         return (self.cpu if (clock or self.clock) == "cpu" else self.wall)[name]
 
     def as_dict(self) -> dict[str, Any]:
         return {"device": self.device, "deciding_clock": self.clock, "rounds": self.rounds,
+                "statistic": self.statistic, "min_time_s": self.min_time_s, "elapsed_s": round(self.elapsed_s, 2),
+                "repetitions": {n: self.reps.get(n, 1) for n in self.names},
                 "wall_s": {k: [round(x, 5) for x in v] for k, v in self.wall.items()},
                 "cpu_s": {k: [round(x, 5) for x in v] for k, v in self.cpu.items()},
                 "unet_calls": self.unet_calls}
 
 
-def run_rounds(engine: Engine, configs: dict[str, Request], rounds: int,
-               driver: Callable[[Callable[[], None], int], None] | None = None) -> Rounds:
-    """`rounds` interleaved rounds over `configs` (uncached), after one warm-up of the short ones.
+def round_statistic(values: list[float], statistic: str = "median") -> float:
+    """One round's value from its repetitions, by pytest-benchmark's Stats (median: robust to the one call
+    a neighbour stretched; min and mean are there for a registry that argues for them)."""
+    s = Stats()
+    for v in values:
+        s.update(v)
+    if statistic not in ("median", "min", "mean"):
+        raise ValueError(f"round statistic {statistic!r}: use median, min or mean")
+    return float(getattr(s, statistic))
 
+
+def run_rounds(engine: Engine, configs: dict[str, Request], rounds: int,
+               driver: Callable[[Callable[[], None], int], None] | None = None, *,
+               min_time: float = 0.0, statistic: str = "median") -> Rounds:
+    """`rounds` interleaved rounds over `configs` (uncached), after one warm-up call.
+
+    The calibration costs nothing extra: in the first round each configuration's first call sets its
+    repetitions (`repetitions`, pytest-benchmark's estimate) and counts as the first of them; a configuration
+    whose one call lasts min_time (DDPM@1000) is simply timed once per round.
     `driver(fn, rounds)` runs `fn` once per round; pytest-benchmark's pedantic is the driver in a run.
     """
+    started = time.perf_counter()
     names = list(configs)
-    out = Rounds(engine.device, names, {n: [] for n in names}, {n: [] for n in names})
-    # Warm-up: first calls pay for allocator growth and kernel selection. DDPM@1000 needs none of its own:
-    # the short configs warm the same U-Net at the same batch, and 1000 steps dilute a first step anyway.
-    for n in names:
-        if configs[n].steps <= 200:
-            engine.generate(configs[n], cached=False)
-            break
+    out = Rounds(engine.device, names, {n: [] for n in names}, {n: [] for n in names},
+                 min_time_s=min_time, statistic=statistic,
+                 wall_calls={n: [] for n in names}, cpu_calls={n: [] for n in names})
+    # Warm-up: first calls pay for allocator growth and kernel selection; the smallest configuration warms the
+    # same U-Net at the same batch for all, and its time is not kept (it would under-count its repetitions).
+    smallest = min(names, key=lambda k: unet_samples(configs[k]))
+    engine.generate(configs[smallest], cached=False)
 
     def one_round() -> None:
         _one_round(engine, configs, out)
@@ -113,20 +190,25 @@ def run_rounds(engine: Engine, configs: dict[str, Request], rounds: int,
             one_round()
     else:
         driver(one_round, rounds)
+    out.elapsed_s = time.perf_counter() - started
     return out
 
 
 TIMING_KEY = pytest.StashKey[Rounds]()
 
 
-def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, seed: int, rounds: int) -> Rounds:
+def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, seed: int,
+                   rounds: int | None = None) -> Rounds:
     """The run's one set of timing rounds: measured by the first timing claim that asks, shared after.
 
+    `rounds` (--timing-rounds) overrides the registry's; min_time and the statistic are the registry's.
     The first asker's pytest-benchmark fixture drives the rounds, so they land in benchmarks.json under
-    that test's name.
+    that test's name, with the repetitions and per-round values in its extra_info.
     """
     config = request.config
     if TIMING_KEY not in config.stash:
+        plan = timing_plan()
+        rounds = rounds or plan["rounds"]
         benchmark = request.getfixturevalue("benchmark")
         benchmark.group = "interleaved timing rounds"
         configs = timed_configs(prompt, seed)
@@ -134,26 +216,62 @@ def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, 
         def driver(fn: Callable[[], None], n: int) -> None:
             benchmark.pedantic(fn, rounds=n, iterations=1, warmup_rounds=0)
 
-        result = run_rounds(engine, configs, rounds, driver)
+        result = run_rounds(engine, configs, rounds, driver, min_time=plan["min_time_s"],
+                            statistic=plan["statistic"])
         if len(result.order) < rounds:  # --benchmark-disable runs the function once: finish the rounds
+            started = time.perf_counter()
             for _ in range(rounds - len(result.order)):
                 _one_round(engine, configs, result)
-        benchmark.extra_info.update({"configs": list(configs), "deciding_clock": result.clock,
-                                     "median_s": {n: sorted(v)[len(v) // 2] for n, v in
-                                                  (result.cpu if result.clock == "cpu" else result.wall).items()}})
+            result.elapsed_s += time.perf_counter() - started
+        per_round = result.cpu if result.clock == "cpu" else result.wall
+        benchmark.extra_info.update({
+            "configs": list(configs), "deciding_clock": result.clock, "statistic": result.statistic,
+            "min_time_s": result.min_time_s, "elapsed_s": round(result.elapsed_s, 2), "repetitions": {n: result.reps.get(n, 1) for n in configs},
+            "calibration_s": {n: round(v, 5) for n, v in result.calibration_s.items()},
+            "per_round_s": {n: [round(x, 5) for x in v] for n, v in per_round.items()},
+            "median_s": {n: sorted(v)[len(v) // 2] for n, v in per_round.items()}})
         config.stash[TIMING_KEY] = result
     return config.stash[TIMING_KEY]
 
 
 def _one_round(engine: Engine, configs: dict[str, Request], out: Rounds) -> None:
-    """Every configuration once, starting one further along the list than the round before."""
+    """Every configuration, starting one further along the list than the round before, in two passes: the first
+    half of each configuration's repetitions (and every call of a configuration timed once, DDPM@1000 among
+    them) in the first pass, the rest in the second. A short configuration's calls so straddle the long ones:
+    the pilot's rounds on a busy machine showed the load drifting over seconds, and a short measurement taken
+    only before DDPM@1000 read the load of another moment than DDPM@1000's own. The round keeps every call and
+    its statistic. A configuration not yet calibrated (the first round) gets its repetitions from its first
+    call, which counts as one of them."""
     names = out.names
     k = len(out.order)
     order = names[k % len(names):] + names[:k % len(names)]
     out.order.append(order)
-    for n in order:
+    calls: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in order}
+    last: dict[str, Any] = {}
+
+    def call(n: str) -> None:
         gen = engine.generate(configs[n], cached=False)
-        out.wall[n].append(gen.seconds)
-        out.cpu[n].append(gen.cpu_seconds)
-        out.unet_calls[n] = gen.unet_calls
-        out.unet_batch_sizes[n] = list(gen.unet_batch_sizes)
+        wall, cpu = calls[n]
+        wall.append(gen.seconds)
+        cpu.append(gen.cpu_seconds)
+        last[n] = gen
+        if n not in out.reps:
+            first = cpu[0] if out.clock == "cpu" else wall[0]
+            out.calibration_s[n] = first
+            out.reps[n] = repetitions(first, out.min_time_s) if out.min_time_s > 0 else 1
+
+    for n in order:
+        call(n)
+        while len(calls[n][0]) < (out.reps[n] + 1) // 2:
+            call(n)
+    for n in order:
+        while len(calls[n][0]) < out.reps[n]:
+            call(n)
+    for n in order:
+        wall, cpu = calls[n]
+        out.wall_calls.setdefault(n, []).append(wall)
+        out.cpu_calls.setdefault(n, []).append(cpu)
+        out.wall[n].append(round_statistic(wall, out.statistic))
+        out.cpu[n].append(round_statistic(cpu, out.statistic))
+        out.unet_calls[n] = last[n].unet_calls
+        out.unet_batch_sizes[n] = list(last[n].unet_batch_sizes)

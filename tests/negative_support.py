@@ -3,6 +3,7 @@ break a scheduler's step, and synthetic per-seed scores and timing rounds for th
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from sampler_claims.engine import Request
 from sampler_claims.schedulers import SchedulerSpec
-from sampler_claims.timing import Rounds
+from sampler_claims.timing import Rounds, unet_samples
 
 STEPS = 4  # the identity rules do not depend on the step count; 4 keeps each run a few milliseconds
 PROMPT = "a red circle on a blue background"
@@ -49,3 +50,24 @@ def rounds(seconds: dict[str, list[float]], calls: dict[str, int], device: str =
     n = len(next(iter(seconds.values())))
     return Rounds(device, names, {k: list(v) for k, v in seconds.items()}, {k: list(v) for k, v in seconds.items()},
                   dict(calls), {k: [2] * c for k, c in calls.items()}, [names] * n)
+
+
+class TimedEngine:
+    """A stand-in engine for the timing rounds whose per-call time is known: seconds = overhead + per_sample x U-Net samples, times a factor from `noise(name, k)`."""
+
+    device = "cpu"
+
+    def __init__(self, configs, overhead=0.01, per_sample=0.0005, noise=None, extra=None):
+        self.names = {id(r): n for n, r in configs.items()}
+        self.overhead, self.per_sample = overhead, per_sample
+        self.noise = noise or (lambda name, k: 1.0)
+        self.extra = extra or {}
+        self.calls: list[str] = []
+
+    def generate(self, req, cached=True):  # noqa: ANN001, ANN201
+        name = self.names.get(id(req), "warm-up")
+        self.calls.append(name)
+        samples = unet_samples(req) * self.extra.get(name, 1)  # extra: U-Net work the counter does not see
+        t = (self.overhead + self.per_sample * samples) * self.noise(name, len(self.calls))
+        return SimpleNamespace(seconds=t, cpu_seconds=t, unet_calls=req.steps,
+                               unet_batch_sizes=[2 if req.guidance > 1 else 1] * req.steps)

@@ -201,6 +201,32 @@ def test_speedup_analysis_recovers_the_overhead():
     assert s.ratios["ddim"].mean < s.call_ratio["ddim"]
 
 
+@pytest.mark.negative_of("speedup")
+def test_a_sampler_that_secretly_runs_extra_unet_calls_moves_speedup():
+    """Through the timing rounds themselves (calibration, repetitions, median): DPM-Solver@20 does twice the U-Net
+    work behind the counter's back. The counted call ratio still reads 50; the time ratio must fall out of the
+    'about 50x' band, so the claim turns from confirmed to refuted on time alone."""
+    from negative_support import TimedEngine
+
+    from sampler_claims.timing import LESSON_TIMED, run_rounds, timed_configs
+
+    configs = {n: r for n, r in timed_configs(PROMPT, SEED).items() if n in LESSON_TIMED.values()}
+    c = T["speedup"]
+    rng = np.random.default_rng(3)
+
+    def measured(extra):
+        engine = TimedEngine(configs, overhead=0.002, per_sample=0.0001, extra=extra,
+                             noise=lambda name, k: 1 + rng.normal(0, 0.02))
+        r = run_rounds(engine, configs, c.t("timing_rounds"), min_time=0.05)
+        return speedup_analysis(r)
+
+    honest, secret = measured({}), measured({LESSON_TIMED["dpm-solver"]: 2})
+    assert secret.call_ratio["dpm-solver"] == honest.call_ratio["dpm-solver"] == 50
+    assert secret.ratios["dpm-solver"].mean < 0.6 * honest.ratios["dpm-solver"].mean
+    verdict = lambda s: speedup(s, c.t("lesson_factor"), about_factor=c.t("about_factor")).verdict  # noqa: E731
+    assert verdict(honest) == CONFIRMED and verdict(secret) == REFUTED
+
+
 # ------------------------------------------------------------------------------ cfg-two-passes
 @pytest.mark.negative_of("cfg-two-passes")
 def test_cfg_rule_confirms_two_passes_per_step():

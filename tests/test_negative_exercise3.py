@@ -103,6 +103,21 @@ def test_large_fixed_overhead_refutes_linear_time():
 
 
 @pytest.mark.negative_of("linear-time")
+def test_a_fixed_overhead_of_half_the_20_step_time_refutes_linear_time():
+    """Perfectly linear, but the intercept is half of t(20) (a = 20 b): 'small overhead' must be refuted at the
+    registry's rounds and a realistic 3% per-round spread, not only for an overhead that dwarfs everything."""
+    b = 0.005
+    v = _linear(lambda s: 20 * b + b * s, jitter=0.03, n=LT("timing_rounds"))
+    assert v.verdict == REFUTED and "intercept" in v.reason, v.reason
+
+
+@pytest.mark.negative_of("linear-time")
+def test_quadratic_time_refutes_linear_time_at_the_registry_rounds():
+    v = _linear(lambda s: 1e-4 * s * s, jitter=0.03, n=LT("timing_rounds"))
+    assert v.verdict == REFUTED, v.reason
+
+
+@pytest.mark.negative_of("linear-time")
 def test_a_noisy_neighbour_makes_it_inconclusive_never_refuted():
     """CPU time stays linear; wall time is wrecked by contention: the verdict may not become 'refuted'."""
     rng = np.random.default_rng(5)
