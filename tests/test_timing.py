@@ -118,3 +118,31 @@ def test_the_rounds_follow_from_the_widths_the_margins_need():
         registry.get("linear-time").t("max_overhead_share") / 2)
     assert need["recommended-default"]["half_width"] == pytest.approx(
         registry.get("recommended-default").t("max_time_share") / 2)
+
+
+def test_the_replication_script_reads_a_runs_verdicts_and_intervals(tmp_path):
+    """scripts/timing_replication.py's summary of one run: each timing claim's verdict and the intervals, and the
+    time half of recommended-default decided by the claim's own bound."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import timing_replication
+
+    claims = {"claims": [
+        {"id": "speedup", "verdict": "confirmed", "metrics": {"speedup": {"ratios": {
+            "dpm-solver": {"mean": 47.0, "ci95": [45.0, 49.0]}}}}},
+        {"id": "linear-time", "verdict": "confirmed", "metrics": {"fits": {
+            "overhead_share": [0.03, 0.05, 0.04, 0.02], "r2": [0.999, 0.9995, 0.9992, 0.9991]}}},
+        {"id": "cfg-two-passes", "verdict": "refuted", "metrics": {"cfg": {"cfg_calls": 50, "steps": 50,
+                                                                          "time_ratio": 1.3}}},
+        {"id": "recommended-default", "verdict": "inconclusive", "metrics": {"time_shares": {
+            "20": [0.02, 0.021, 0.022, 0.02], "25": [0.6, 0.7, 0.65, 0.62]}}},
+    ]}
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    out = timing_replication.summarise(tmp_path / "claims.json", tmp_path / "benchmarks.json")
+    assert out["speedup"] == ("confirmed", "dpm-solver 47.0x [45.0, 49.0]")
+    assert out["linear-time"][0] == "confirmed" and "overhead share +0.035" in out["linear-time"][1]
+    assert out["recommended-default (time half)"][0] == "refuted"  # 25 steps at 65% of DDPM@1000's time
+    assert "rounds" not in out  # no benchmarks.json: no rounds line
