@@ -146,3 +146,22 @@ def test_the_replication_script_reads_a_runs_verdicts_and_intervals(tmp_path):
     assert out["linear-time"][0] == "confirmed" and "overhead share +0.035" in out["linear-time"][1]
     assert out["recommended-default (time half)"][0] == "refuted"  # 25 steps at 65% of DDPM@1000's time
     assert "rounds" not in out  # no benchmarks.json: no rounds line
+
+
+def test_on_cuda_synchronised_wall_time_decides_and_calibrates():
+    """The same calibration on CUDA, on the clock that decides there: the engine's synchronised wall time (the
+    host's CPU time of a GPU call says nothing about the GPU's work)."""
+    engine = TimedEngine(CONFIGS)
+    engine.device = "cuda"
+    generate = engine.generate
+
+    def gpu_generate(req, cached=True):  # noqa: ANN001, ANN202
+        gen = generate(req, cached)
+        gen.cpu_seconds = 1e-4  # the host only queues kernels
+        return gen
+
+    engine.generate = gpu_generate
+    r = run_rounds(engine, CONFIGS, 2, min_time=1.0)
+    assert r.clock == "wall"
+    one = engine.overhead + engine.per_sample * unet_samples(CONFIGS["dpm@5"])
+    assert r.reps["dpm@5"] == math.ceil(1.0 / one) and r.seconds("dpm@5") == pytest.approx([one, one])
