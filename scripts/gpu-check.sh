@@ -5,7 +5,11 @@
 # 2. runs the whole suite on the embedded model on CUDA;
 # 3. runs the timing and counting claims on sd15-random (SD 1.5's architecture, random weights), fp16, 512x512;
 # 4. measures the engine against a bare pipe() call per step at 512x512 with and without CFG;
+# 5. runs one chunked 32-seed sd15-random generation at 512x512 in fp16 (the engine's measured chunk, VAE slicing)
+#    and prints peak memory, the chunk chosen and the time per U-Net evaluation as JSON (chunked_check.json);
+# 6. prints the cost plan of a default sd15-random run on this GPU (--claims-plan: calibrated, nothing generated);
 # and writes both reports, claims.json and the benchmark JSON under OUT_DIR.
+# CHUNKED_ONLY=1 runs steps 1, 5 and 6 only (about 4 minutes): the memory and cost figures the README still lacks.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
 mkdir -p "$out"
@@ -25,6 +29,7 @@ print("diffusers", diffusers.__version__)
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 rc=0
+if [ -z "${CHUNKED_ONLY:-}" ]; then
 t0=$(date +%s)
 timeout 150 python3 -m pytest claims/ -p no:cacheprovider --model tiny --device cuda \
   --claims-report "$out/tiny/index.html" -q -rfEx 2>&1 | tee "$out/tiny.log" | tail -25 || rc=1
@@ -36,6 +41,11 @@ timeout 300 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --
 t2=$(date +%s); echo "sd15-random timing and counting claims: $((t2 - t1)) s"
 timeout 120 python3 scripts/engine_overhead.py --model sd15-random --device cuda --dtype float16 --steps 20 --rounds 3 \
   | tee "$out/engine_overhead.json" || rc=1
+fi
+timeout 240 python3 scripts/chunked_check.py --device cuda --dtype float16 --seeds 32 --steps 20 --size 512 \
+  | tee "$out/chunked_check.json" || rc=1
+timeout 120 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --device cuda --dtype float16 \
+  --claims-plan --claims-report "$out/plan/index.html" 2>&1 | grep "claims plan" | tee "$out/plan.txt" || rc=1
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 for name in ("tiny", "sd15-random"):

@@ -199,3 +199,19 @@ def test_second(engine):
     assert "out of memory" in out and "--size" in out and "--offload" in out and "--max-batch" in out
     assert "Traceback" not in out and "test_second" not in out.split("out of memory")[-1]
     result.stdout.no_fnmatch_line("*passed*")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the probe reads torch.cuda's allocator peak")
+def test_the_cuda_probe_measures_a_fit_and_chunks_match_one_batch() -> None:
+    """On a GPU: the first generation probes two seeds, the rest run at the measured fit, and the images match a
+    one-batch generation (to within a step of rounding: cuBLAS is not batch-invariant)."""
+    from sampler_claims.models import dummy_pipeline
+
+    pipe = dummy_pipeline().to("cuda")
+    seeds = tuple(range(6))
+    chunked = Engine(pipe, model_key="dummy", size=16, device="cuda").generate(Request(DDIM, 3, seeds, "p"))
+    assert chunked.chunks[0] == memory.PROBE_CHUNK and chunked.extra["peak_gpu_bytes"] > 0
+    one = Engine(pipe, model_key="dummy", size=16, device="cuda", max_batch=len(seeds)).generate(
+        Request(DDIM, 3, seeds, "p"))
+    assert np.abs(one.images.astype(int) - chunked.images.astype(int)).max() <= 1
