@@ -1,21 +1,36 @@
-"""Beyond the lesson: the sampler atlas and default-on-front (opt-in: --atlas), and three diffusers pitfalls
-(final sigma, Karras sigmas, lower-order final steps). Rules in sampler_claims/rules/beyond.py."""
+"""Beyond the lesson: the sampler atlas and default-on-front (opt-in: --atlas), three diffusers pitfalls
+(final sigma, Karras sigmas, lower-order final steps), the sweet spot against the guidance scale, steps against
+U-Net calls, and where DDIM's step lands. Rules in sampler_claims/rules/beyond.py."""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
 
-from sampler_claims.atlas import AtlasPoint, pareto_front, run_atlas
-from sampler_claims.quality import noise_per_image
+from sampler_claims.atlas import AtlasPoint, compatible, pareto_front, run_atlas
+from sampler_claims.engine import DEFAULT_GUIDANCE
+from sampler_claims.metrics import difference
+from sampler_claims.quality import Roster, noise_per_image
+from sampler_claims.registry import Run
 from sampler_claims.rules.beyond import (
     DEFAULT,
+    StepEffect,
     calls_to_reach_converged,
+    count_calls,
+    ddim_step_lands,
     default_on_front,
+    evaluations_per_step,
     final_sigma_zero,
     gain_at_steps,
+    knee_at,
+    probe_ddim_step,
+    steps_are_calls,
+    sweet_spot_guidance,
 )
+from sampler_claims.rules.exercise3 import per_seed_ssim
 from sampler_claims.rules.exercise4 import decoded_batch, noise_control
-from sampler_claims.schedulers import DDIM, LABELS, SchedulerSpec
+from sampler_claims.schedulers import DDIM, LABELS, SchedulerSpec, short_name
 from sampler_claims.verdict import t_interval
 
 pytestmark = pytest.mark.beyond
@@ -110,3 +125,126 @@ def test_lower_order_final(claim, engine, roster, quality_claim):
     # diffusers forces lower_order_final=True with final_sigmas_type='zero' (its default): compare at sigma_min.
     _gain(claim, engine, roster, quality_claim, "lower_order_final", {"final_sigmas_type": "sigma_min"},
           "lower_order_final")
+
+
+@pytest.mark.claim("sweet-spot-guidance")
+def test_sweet_spot_guidance(claim, engine, roster):
+    ref, grid, margin = claim.t("reference", Run), claim.t("step_counts", tuple), claim.t("knee_ssim", float)
+    k = min(claim.t("seeds", int), len(roster))
+    spec = SchedulerSpec.of(ref.sampler)
+    few = Roster(roster.prompts[:k], roster.seeds[:k])
+    knees, curves, shown = [], {}, []
+    # What this claim adds to a run: its time less the roster's generations it happened to make first (a serial
+    # run reaches it before sweet-spot, which would make them otherwise).
+    start, cpu_start, shared = time.perf_counter(), time.process_time(), [0.0, 0.0]
+    for g in claim.t("guidances", tuple):
+        # At the roster's own guidance the generations are the roster's (made once for every roster seed and
+        # shared with sweet-spot and no-gain-past-25); the other guidances run on the same first k seeds.
+        own = g == DEFAULT_GUIDANCE
+        gens = {}
+
+        def images(steps: int) -> np.ndarray:
+            made = engine.stats["misses"]
+            gen = engine.generate((roster if own else few).request(spec, steps, guidance=g))
+            if own and engine.stats["misses"] > made:
+                shared[0] += gen.seconds
+                shared[1] += gen.cpu_seconds
+            gens[steps] = gen
+            return gen.images[:k]
+
+        reference = images(ref.steps)
+        ssim = {ref.steps: [1.0] * k}  # the reference against itself: the bracket always closes there
+        for s in grid:
+            ssim[s] = per_seed_ssim(images(s), reference)
+            if not own and t_interval(ssim[s]).low >= margin:
+                break  # the knee's upper end: later step counts cannot move it, so they are not generated
+        knee = knee_at(g, ssim, margin)
+        knees.append(knee)
+        curves[f"guidance {g:g}"] = [float(np.mean(ssim[s])) for s in grid if s in ssim]
+        shown += [(g, knee.high, gens[knee.high].image(0)), (g, ref.steps, gens[ref.steps].image(0))]
+    curves[f"'nearly indistinguishable' ({margin:g})"] = [margin] * len(grid)
+    claim.series(f"{LABELS[ref.sampler]}: SSIM to the converged image ({ref.label}) against steps, {k} seeds "
+                 "(a line stops where its knee is certain)", list(grid), curves, xlabel="steps",
+                 ylabel="mean SSIM to converged", logx=True)
+    claim.table(f"The knee per guidance: SSIM to converged, mean [95% interval] over {k} seeds",
+                ["guidance", "knee", "bracket", *map(str, grid)],
+                [[f"{kn.guidance:g}", kn.point, f"{kn.low}–{kn.high}",
+                  *[f"{kn.ssim[s].mean:.3f} [{kn.ssim[s].low:.3f}, {kn.ssim[s].high:.3f}]" if s in kn.ssim else ""
+                    for s in grid]] for kn in knees])
+    claim.images(f"Seed {roster.seeds[0]}: at each guidance, the knee's upper end and the converged image",
+                 [im for _, _, im in shown], [f"guidance {g:g}, {s} steps" for g, s, _ in shown])
+    claim.metric(knees=[kn.as_dict() for kn in knees], seeds=k, grid=list(grid), reference=ref.label,
+                 added_seconds={"wall": round(time.perf_counter() - start - shared[0], 2),
+                                "cpu": round(time.process_time() - cpu_start - shared[1], 2)},
+                 roster_generation_seconds={"wall": round(shared[0], 2), "cpu": round(shared[1], 2)})
+    claim.key("knee " + ", ".join(f"{kn.point} [{kn.low}–{kn.high}] at guidance {kn.guidance:g}" for kn in knees))
+    claim.decide(sweet_spot_guidance(knees, (*grid, ref.steps), ratio=claim.t("knee_ratio", float)))
+
+
+@pytest.mark.claim("steps-are-calls")
+def test_steps_are_calls(claim, engine, prompts):
+    steps, guidance = claim.t("steps", tuple), claim.t("guidance", float)
+    prompt, seed = prompts.single("exercise1")
+    per_step = evaluations_per_step(guidance)
+    stock = short_name(type(engine.pipe.scheduler)) or type(engine.pipe.scheduler).__name__
+    counted = count_calls(engine, compatible(engine), steps, prompt, seed, guidance)
+    calls, evaluations, failed = counted.calls, counted.evaluations, counted.failed
+    assert stock in evaluations or stock in failed, f"the stock scheduler {stock} is not among the compatibles"
+
+    def label(name: str) -> str:
+        return LABELS.get(name, name) + (" (stock)" if name == stock else "")
+
+    claim.table(f"U-Net calls and evaluations per image against steps x {per_step} (guidance {guidance:g}, one seed)",
+                ["scheduler", *[f"{s} steps: calls / evaluations" for s in steps], "steps = calls?"],
+                [[label(n), *[f"{calls[n][s]} / {evaluations[n][s]}" for s in steps],
+                  "yes" if all(evaluations[n][s] == s * per_step for s in steps) else "no"] for n in evaluations])
+    if failed:
+        claim.table("Schedulers that could not run, and why", ["scheduler", "reason"],
+                    [[label(n), why] for n, why in failed.items()])
+    claim.metric(calls=calls, evaluations=evaluations, failed=failed, stock=stock, per_step=per_step)
+    differ = [n for n in evaluations if any(evaluations[n][s] != s * per_step for s in steps)]
+    claim.key(f"{len(differ)} of {len(evaluations)} schedulers differ: " + ", ".join(
+        f"{label(n)} {calls[n][steps[-1]]} calls at {steps[-1]}" for n in differ))
+    claim.decide(steps_are_calls(evaluations, failed, per_step=per_step))
+
+
+@pytest.mark.claim("ddim-step-lands-on-schedule")
+def test_ddim_step_lands_on_schedule(claim, engine, roster, settings):
+    rtol, at = claim.t("rtol", float), claim.t("effect_steps", int)
+    probes = [probe_ddim_step(engine.stock_config, sp, n, rtol)
+              for sp in claim.t("spacings", tuple) for n in claim.t("steps", tuple)]
+    fixed = [probe_ddim_step(engine.stock_config, p.spacing, p.steps, rtol, "ddim-next") for p in probes]
+    claim.table("DDIMScheduler.step: the timestep whose alpha it used against the schedule's next (-1: the end)",
+                ["spacing", "steps", "steps that miss", "first miss: t → used (scheduled)", "largest alpha error",
+                 "corrected step misses"],
+                [[p.spacing, p.steps, len(p.misses),
+                  "" if p.lands else f"{p.timesteps[p.misses[0]]} → {p.used[p.misses[0]]} ({p.scheduled[p.misses[0]]})",
+                  f"{max(p.rel_error):.2e}", len(f.misses)] for p, f in zip(probes, fixed)])
+    effects, note = {}, ""
+    if not settings.trained:
+        note = f"the effect on the image is not measured on {settings.model_kind}: its random weights draw nothing"
+    elif any(not f.lands for f in fixed):
+        note = "the corrected step itself misses the schedule, so it is no reference for the effect"
+    else:
+        k = min(claim.t("effect_seeds", int), len(roster))
+        few = Roster(roster.prompts[:k], roster.seeds[:k])
+        for p in probes:
+            if p.steps != at or p.lands:
+                continue
+            stock = engine.generate(few.request(SchedulerSpec.of("ddim", timestep_spacing=p.spacing), at))
+            corrected = engine.generate(few.request(SchedulerSpec.of("ddim-next", timestep_spacing=p.spacing), at))
+            effects[p.spacing] = StepEffect(p.spacing, at, per_seed_ssim(stock.images, corrected.images),
+                                            max(difference(a, b).max_abs for a, b in zip(stock.images,
+                                                                                         corrected.images)))
+            shown = min(3, k)
+            claim.images(f"DDIM@{at}, timestep_spacing='{p.spacing}': diffusers' step (top) and the step to the "
+                         "next scheduled timestep (bottom)",
+                         [g.image(i) for g in (stock, corrected) for i in range(shown)],
+                         [f"{w}, seed {few.seeds[i]}" for w in ("stock", "corrected") for i in range(shown)])
+    claim.metric(probes=[p.as_dict() for p in probes], corrected=[f.as_dict() for f in fixed],
+                 effects={sp: e.as_dict() for sp, e in effects.items()})
+    claim.key("; ".join(f"{sp}: " + ", ".join(f"{len(p.misses)}/{p.steps}" for p in probes if p.spacing == sp)
+                        + " steps miss" for sp in claim.t("spacings", tuple))
+              + "".join(f"; {sp}@{e.steps} SSIM to corrected {np.mean(e.ssim):.3f}, max diff {e.max_abs}"
+                        for sp, e in effects.items()))
+    claim.decide(ddim_step_lands(probes, effects, min_ssim=claim.t("indistinct_min_ssim", float), effect_note=note))

@@ -678,6 +678,82 @@ def _claims() -> list[Claim]:
             thresholds={"steps": T((5, 8, 10), "below diffusers' 15-step cut-off for lower_order_final"),
                         **QUALITY},
         ),
+        Claim(
+            "sweet-spot-guidance", "Beyond the lesson",
+            "(implicit in the lesson) the DPM-Solver sweet spot of about 20 steps is a property of the sampler, "
+            "whatever the guidance scale",
+            "DPM-Solver++ at guidance 1, 3, 7.5 and 12 on the same roster seeds: per step count the 95% interval of "
+            "SSIM to the converged image (DPM-Solver++@200 at the same guidance); the knee is the smallest step "
+            "count that reaches the 'nearly indistinguishable' margin, bracketed by the first step count whose "
+            "interval is not wholly below it and the first whose interval is wholly at or above it. Refuted if the "
+            "knee at 12 is at least twice the knee at 1 with the brackets apart, confirmed if all knees sit within "
+            "one grid step",
+            "open: practitioners raise the step count with the guidance scale",
+            kind="statistical", needs_trained_model=True,
+            thresholds={
+                "guidances": T((1.0, 3.0, 7.5, 12.0), "the spec's four: no guidance (1, the pipeline skips CFG), "
+                                                      "light (3), the lesson's and diffusers' default (7.5), "
+                                                      "strong (12)"),
+                "step_counts": T((5, 10, 20, 25, 50, 100), "the step counts at which the lesson places its sweet spot "
+                                                           "(Exercise 3's grid, plus 25 of 'no better than at 25'): "
+                                                           "the roster already holds them at guidance 7.5"),
+                "reference": T(CONVERGENCE_REFERENCE.value, "the suite's converged solution (CONVERGENCE_REFERENCE: "
+                                                            "DPM-Solver++@200, same z_T), at each guidance; its SSIM "
+                                                            "to itself is 1, so every knee has an upper end"),
+                "knee_ssim": INDISTINCT_SSIM,
+                "knee_ratio": T(2.0, "'the sweet spot moves with guidance': the knee at 12 is at least twice the knee "
+                                     "at 1 (a doubling of the cost), its lower end against the other's upper end"),
+                "seeds": T(8, "the first 8 roster seeds at every guidance (the 7.5 images are the roster's own): what "
+                              "the 60 s budget of this claim buys on a 2-core CPU; at the convergence study's spread "
+                              "of SSIM near the knee (sd ~0.04) the interval's half-width is ~0.035 at 8 seeds, and "
+                              "a bracket that stays open says so"),
+            },
+            expected={"tiny": REFUTED},
+            expected_why="embedded model: DPM-Solver++'s knee moves from 5 steps at guidance 1 to 50 at guidance 12 "
+                         "(brackets 5-5 and 50-50, 8 seeds): strong guidance needs more steps",
+        ),
+        Claim(
+            "steps-are-calls", "Beyond the lesson",
+            "Exercise 1 prints 'U-Net forward passes: num_steps x 2': each inference step is one U-Net evaluation "
+            "(two with CFG)",
+            "U-Net calls counted by a forward hook at 10, 20 and 50 steps for every scheduler in "
+            "pipe.scheduler.compatibles (from the stock config, one seed, guidance 7.5): U-Net evaluations per image "
+            "(a call of batch 2B counts 2 per image) against steps x 2; refuted on the schedulers where they differ, "
+            "named",
+            "refuted for PNDM (N+1 calls, #1106), Heun and KDPM2 (2N-1)",
+            thresholds={
+                "steps": T((10, 20, 50), "a few-step count and the lesson's two: DPM-Solver at 20, DDIM at 50"),
+                "guidance": T(7.5, "the lesson's guidance, with CFG: the printed equation is num_steps x 2"),
+            },
+            expected=refuted_always,
+            expected_why="the pipeline calls the U-Net once per entry of scheduler.timesteps: PNDM (SD 1.5's stock "
+                         "scheduler) makes N+1 calls, Heun and KDPM2 2N-1 (diffusers #1106)",
+        ),
+        Claim(
+            "ddim-step-lands-on-schedule", "Beyond the lesson",
+            "DDIM steps from each timestep to the schedule's next one",
+            "one DDIMScheduler.step per scheduled timestep, no model (a zero noise prediction): the alpha it used, "
+            "read back from prev_sample, against the alpha of the schedule's next timestep, for each "
+            "timestep_spacing at 10, 30 and 50 steps; where it misses, DDIM against the same DDIM with the step "
+            "to the next scheduled timestep, SSIM and largest pixel difference of the final images",
+            "refuted: step() takes t - T // N whatever the spacing (#12633, #11347)",
+            thresholds={
+                "spacings": T(("leading", "trailing", "linspace"), "every timestep_spacing DDIMScheduler offers"),
+                "steps": T((10, 30, 50), "10 and 50 divide 1000 and 30 does not: the case #12633 names for "
+                                         "'trailing'; 50 is the lesson's DDIM"),
+                "rtol": T(1e-5, "reading the alpha back repeats step()'s float32 square roots (float32 eps "
+                                "1.2e-7, a few of them: under 1e-6); neighbouring timesteps' alphas differ by at "
+                                "least beta_start = 8.5e-4 relative, so a miss of one timestep is 85x outside it"),
+                "effect_steps": T(30, "the step count of the grid that 1000 does not divide: the one where both "
+                                      "'trailing' and 'linspace' can miss"),
+                "effect_seeds": T(8, "the first 8 roster seeds: the effect is evidence beside an exact verdict"),
+                "indistinct_min_ssim": INDISTINCT_SSIM,
+            },
+            expected=refuted_always,
+            expected_why="DDIMScheduler.step takes the previous timestep as t - T // N, which is not the schedule's "
+                         "next timestep with 'linspace' spacing, nor with 'trailing' where N does not divide 1000 "
+                         "(diffusers #12633, #11347)",
+        ),
     ]
 
 

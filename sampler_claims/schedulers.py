@@ -28,6 +28,43 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import logging as diffusers_logging
 
+
+class DDIMNextStepScheduler(DDIMScheduler):
+    """DDIM whose step goes to the schedule's own next timestep: the corrected step that
+    `ddim-step-lands-on-schedule` compares the stock one with.
+
+    `DDIMScheduler.step` takes the previous timestep as `t - num_train_timesteps // num_inference_steps` whatever
+    the `timestep_spacing` (diffusers #12633, #11347). This class changes only that: for the duration of one stock
+    `step` call, the alpha the stock step reads at `t - T // N` (or the final alpha, when that is negative) is the
+    alpha of the next timestep in `self.timesteps` (or the final alpha after the last one). Every other line of the
+    update, the variance with eta > 0 included, is diffusers' own. Where the stock step lands on the schedule the
+    two are the same computation.
+    """
+
+    def step(self, model_output: Any, timestep: Any, sample: Any, eta: float = 0.0,
+             use_clipped_model_output: bool = False, generator: Any = None, variance_noise: Any = None,
+             return_dict: bool = True) -> Any:
+        # The signature is the stock one: the pipeline reads it to decide whether to pass eta and generator.
+        t = int(timestep)
+        schedule = [int(x) for x in self.timesteps]
+        i = schedule.index(t)
+        following = schedule[i + 1] if i + 1 < len(schedule) else -1
+        target = self.alphas_cumprod[following] if following >= 0 else self.final_alpha_cumprod
+        stock_prev = t - self.config.num_train_timesteps // self.num_inference_steps
+        saved = self.alphas_cumprod, self.final_alpha_cumprod
+        try:
+            if stock_prev >= 0:
+                alphas = saved[0].clone()
+                alphas[stock_prev] = target
+                self.alphas_cumprod = alphas
+            else:
+                self.final_alpha_cumprod = target
+            return super().step(model_output, timestep, sample, eta, use_clipped_model_output, generator,
+                                variance_noise, return_dict)
+        finally:
+            self.alphas_cumprod, self.final_alpha_cumprod = saved
+
+
 SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "ddpm": DDPMScheduler,
     "ddim": DDIMScheduler,
@@ -44,6 +81,8 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "kdpm2-a": KDPM2AncestralDiscreteScheduler,
     "dpm-sde": DPMSolverSDEScheduler,
     "edm-euler": EDMEulerScheduler,
+    #: Not a diffusers scheduler: DDIM with the step to the schedule's next timestep (ddim-step-lands-on-schedule).
+    "ddim-next": DDIMNextStepScheduler,
 }
 #: Samplers that draw fresh noise at every step: no single converged solution to measure distance to.
 STOCHASTIC = {"ddpm", "euler-a", "kdpm2-a", "dpm-sde"}
@@ -52,7 +91,7 @@ LABELS = {
     "ddpm": "DDPM", "ddim": "DDIM", "dpm-solver": "DPM-Solver", "dpm-solver-single": "DPM-Solver (singlestep)",
     "heun": "Heun", "euler": "Euler", "euler-a": "Euler ancestral", "lms": "LMS", "pndm": "PNDM",
     "unipc": "UniPC", "deis": "DEIS", "kdpm2": "KDPM2", "kdpm2-a": "KDPM2 ancestral", "dpm-sde": "DPM-Solver SDE",
-    "edm-euler": "EDM Euler",
+    "edm-euler": "EDM Euler", "ddim-next": "DDIM (step to the next scheduled timestep)",
 }
 
 

@@ -1,14 +1,27 @@
-"""Negative controls of the claims beyond the lesson: default-on-front, final-sigma-zero,
-karras-sigmas-few-steps and lower-order-final turn their verdicts when the property is broken."""
+"""Negative controls of the claims beyond the lesson: default-on-front, final-sigma-zero, karras-sigmas-few-steps,
+lower-order-final, sweet-spot-guidance, steps-are-calls and ddim-step-lands-on-schedule turn their verdicts when
+the property is broken."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from negative_support import scores, shifted
 from sampler_claims import registry
 from sampler_claims.atlas import Atlas, AtlasPoint, calls_to_reach, pareto_front
-from sampler_claims.rules.beyond import default_on_front, final_sigma_zero, gain_at_steps
+from sampler_claims.rules.beyond import (
+    StepEffect,
+    count_calls,
+    ddim_step_lands,
+    default_on_front,
+    final_sigma_zero,
+    gain_at_steps,
+    knee_at,
+    probe_ddim_step,
+    steps_are_calls,
+    sweet_spot_guidance,
+)
 from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation
 
 MARGIN = registry.get("default-on-front").t("comparable_margin")
@@ -78,3 +91,138 @@ def test_an_option_that_helps_at_every_step_count_is_confirmed_and_one_that_hurt
     assert gain_at_steps(base, base, CONTROL, "x").verdict == REFUTED  # identical configs: no gain at all
     assert gain_at_steps(helps, base, BLIND, "x").verdict == INCONCLUSIVE
     assert gain_at_steps({}, {}, None, "x").verdict == INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------------------------ sweet-spot-guidance
+KNEE = registry.get("sweet-spot-guidance")
+GRID = KNEE.t("step_counts")
+REF = KNEE.t("reference").steps
+MARGIN_SSIM = KNEE.t("knee_ssim")
+
+
+def _curve(guidance: float, reaches_at: int, sd: float = 0.005, n: int = 8, seed: int = 0) -> dict[int, list[float]]:
+    """Per-seed SSIM to converged that sits at 0.80 before `reaches_at` steps and at 0.99 from there on."""
+    rng = np.random.default_rng(seed)
+    out = {s: list(np.clip(rng.normal(0.99 if s >= reaches_at else 0.80, sd, n), 0, 1)) for s in GRID}
+    out[REF] = [1.0] * n
+    return out
+
+
+def _knees(reach: dict[float, int], sd: float = 0.005):
+    return [knee_at(g, _curve(g, s, sd, seed=i), MARGIN_SSIM) for i, (g, s) in enumerate(reach.items())]
+
+
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_a_knee_that_does_not_move_with_guidance_is_confirmed():
+    v = sweet_spot_guidance(_knees({1.0: 20, 3.0: 20, 7.5: 25, 12.0: 25}), (*GRID, REF), ratio=KNEE.t("knee_ratio"))
+    assert v.verdict == CONFIRMED
+
+
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_a_knee_that_doubles_with_guidance_is_refuted():
+    knees = _knees({1.0: 10, 3.0: 10, 7.5: 25, 12.0: 50})
+    assert [(k.low, k.high, k.point) for k in knees][::3] == [(10, 10, 10), (50, 50, 50)]
+    v = sweet_spot_guidance(knees, (*GRID, REF), ratio=KNEE.t("knee_ratio"))
+    assert v.verdict == REFUTED and "5.0x" in v.reason
+
+
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_a_knee_never_reached_before_the_reference_closes_at_the_reference():
+    knees = _knees({1.0: 5, 12.0: REF})
+    assert (knees[1].low, knees[1].high) == (REF, REF)
+    assert sweet_spot_guidance(knees, (*GRID, REF), ratio=KNEE.t("knee_ratio")).verdict == REFUTED
+
+
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_knees_2_5x_apart_are_refuted_and_two_grid_steps_under_the_ratio_undecided():
+    v = sweet_spot_guidance(_knees({1.0: 20, 12.0: 50}), (*GRID, REF), ratio=KNEE.t("knee_ratio"))  # 2.5x: refuted
+    assert v.verdict == REFUTED
+    v = sweet_spot_guidance(_knees({1.0: 10, 12.0: 25}), (*GRID, REF), ratio=10.0)  # two grid steps, under 10x
+    assert v.verdict == INCONCLUSIVE
+
+
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_a_wide_spread_widens_the_bracket_and_keeps_the_verdict_open():
+    noisy = knee_at(12.0, _curve(12.0, 50, sd=0.15, n=3), MARGIN_SSIM)
+    assert noisy.low < noisy.high  # the interval straddles the margin over several step counts
+    quiet = knee_at(1.0, _curve(1.0, 5), MARGIN_SSIM)
+    v = sweet_spot_guidance([quiet, noisy], (*GRID, REF), ratio=KNEE.t("knee_ratio"))
+    assert v.verdict in (REFUTED, INCONCLUSIVE) and v.verdict != CONFIRMED
+    one_seed = knee_at(1.0, _curve(1.0, 5, n=1), MARGIN_SSIM)  # no interval from one seed: the bracket is the grid
+    assert (one_seed.low, one_seed.high) == (GRID[0], REF)
+    assert sweet_spot_guidance([one_seed, one_seed], (*GRID, REF), ratio=KNEE.t("knee_ratio")).verdict == INCONCLUSIVE
+
+
+# ------------------------------------------------------------------------------------------------ steps-are-calls
+@pytest.mark.negative_of("steps-are-calls")
+def test_steps_are_calls_on_the_real_pipeline_names_the_schedulers_that_differ(engine):
+    steps = (3, 5)
+    counted = count_calls(engine, ["ddim", "dpm-solver", "pndm", "heun", "no-such-scheduler"], steps,
+                          "a red circle", 0, 7.5)
+    assert counted.calls["ddim"] == {3: 3, 5: 5} and counted.evaluations["ddim"] == {3: 6, 5: 10}
+    assert counted.calls["pndm"] == {3: 4, 5: 6} and counted.calls["heun"] == {3: 5, 5: 9}
+    assert "no-such-scheduler" in counted.failed
+    v = steps_are_calls(counted.evaluations, counted.failed, per_step=2)
+    assert v.verdict == REFUTED and "PNDM" in v.reason and "Heun" in v.reason and "DDIM" not in v.reason
+    ok = {n: counted.evaluations[n] for n in ("ddim", "dpm-solver")}
+    assert steps_are_calls(ok, {}, per_step=2).verdict == CONFIRMED
+    assert steps_are_calls(ok, {"dpm-sde": "ImportError"}, per_step=2).verdict == INCONCLUSIVE
+
+
+@pytest.mark.negative_of("steps-are-calls")
+def test_a_scheduler_that_adds_a_timestep_is_caught(engine, monkeypatch):
+    from diffusers import DDIMScheduler
+
+    original = DDIMScheduler.set_timesteps
+
+    def one_more(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        self.timesteps = torch.cat([self.timesteps, self.timesteps[-1:]])  # the last timestep evaluated twice
+
+    monkeypatch.setattr(DDIMScheduler, "set_timesteps", one_more)
+    counted = count_calls(engine, ["ddim"], (3,), "a red circle", 0, 7.5)
+    assert counted.calls["ddim"] == {3: 4}
+    assert steps_are_calls(counted.evaluations, counted.failed, per_step=2).verdict == REFUTED
+
+
+# ------------------------------------------------------------------------------------ ddim-step-lands-on-schedule
+DDIM_CLAIM = registry.get("ddim-step-lands-on-schedule")
+
+
+def _probes(engine, scheduler: str):  # noqa: ANN001, ANN202
+    return [probe_ddim_step(engine.stock_config, sp, n, DDIM_CLAIM.t("rtol"), scheduler)
+            for sp in DDIM_CLAIM.t("spacings") for n in DDIM_CLAIM.t("steps")]
+
+
+@pytest.mark.negative_of("ddim-step-lands-on-schedule")
+def test_the_step_to_the_next_scheduled_timestep_lands_everywhere_and_is_confirmed(engine):
+    v = ddim_step_lands(_probes(engine, "ddim-next"), {}, min_ssim=DDIM_CLAIM.t("indistinct_min_ssim"))
+    assert v.verdict == CONFIRMED
+
+
+@pytest.mark.negative_of("ddim-step-lands-on-schedule")
+def test_diffusers_step_misses_with_linspace_and_with_trailing_at_30(engine):
+    probes = _probes(engine, "ddim")
+    misses = {(p.spacing, p.steps): len(p.misses) for p in probes}
+    assert all(misses[("leading", n)] == 0 for n in DDIM_CLAIM.t("steps"))
+    assert misses[("trailing", 10)] == misses[("trailing", 50)] == 0 and misses[("trailing", 30)] > 0
+    lin10 = next(p for p in probes if (p.spacing, p.steps) == ("linspace", 10))
+    assert (lin10.timesteps[0], lin10.used[0], lin10.scheduled[0]) == (999, 899, 888)  # t - 1000 // 10, not 888
+    effects = {"linspace": StepEffect("linspace", 30, [0.99, 0.98, 0.99], 20),
+               "trailing": StepEffect("trailing", 30, [0.5, 0.6, 0.55], 200)}
+    v = ddim_step_lands(probes, effects, min_ssim=DDIM_CLAIM.t("indistinct_min_ssim"))
+    assert v.verdict == REFUTED and "linspace" in v.reason and "leading: lands" in v.reason
+    assert "nearly indistinguishable" in v.reason and "visibly different" in v.reason
+
+
+@pytest.mark.negative_of("ddim-step-lands-on-schedule")
+def test_the_corrected_step_is_the_stock_step_where_the_stock_step_lands(engine):
+    from sampler_claims.engine import Request
+    from sampler_claims.schedulers import SchedulerSpec
+
+    same = [engine.generate(Request(SchedulerSpec.of(n, timestep_spacing="leading"), 5, (0,), "a red circle"))
+            for n in ("ddim", "ddim-next")]
+    assert torch.equal(same[0].latents, same[1].latents)
+    differ = [engine.generate(Request(SchedulerSpec.of(n, timestep_spacing="linspace"), 5, (0,), "a red circle"))
+              for n in ("ddim", "ddim-next")]
+    assert not torch.equal(differ[0].latents, differ[1].latents)

@@ -1,24 +1,31 @@
-"""Rules of the claims beyond the lesson: the default on the quality-against-cost front, and three
-diffusers pitfalls (final sigma, Karras sigmas, lower-order final steps), each with its diffusers issue."""
+"""Rules of the claims beyond the lesson: the default on the quality-against-cost front, three diffusers pitfalls
+(final sigma, Karras sigmas, lower-order final steps), each with its diffusers issue, the sweet spot against the
+guidance scale, steps against U-Net calls, and where DDIM's step lands."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..atlas import Atlas, AtlasPoint, calls_to_reach
 from ..verdict import (
     CONFIRMED,
     INCONCLUSIVE,
     REFUTED,
+    Interval,
     Separation,
     Verdict,
     all_of,
     at_least,
+    exact,
     gated,
     improves,
     inconclusive,
     paired,
+    t_interval,
 )
 
 #: The lesson's default, at the low end of its 20-30-step range (the cheaper end is the one a cheaper
@@ -82,3 +89,241 @@ def gain_at_steps(with_: Mapping[int, Sequence[float]], without: Mapping[int, Se
     parts = [improves(paired(with_[s], without[s], f"{what} @{s}"), f"{s} steps: score with - without {what}")
              for s in sorted(with_)]
     return gated(control, all_of(parts, what))
+
+
+# ------------------------------------------------------------------------------------------ sweet-spot-guidance
+@dataclass(frozen=True)
+class Knee:
+    """Where DPM-Solver's SSIM to its converged image reaches the margin, at one guidance scale.
+
+    The grid ends with the reference's own step count (SSIM 1 there by construction), so the bracket always closes:
+    `low` is the first step count whose SSIM interval is not wholly below the margin (the knee cannot be earlier),
+    `high` the first whose interval is wholly at or above it (the knee is there or earlier), `point` the first whose
+    mean reaches it. Step counts after `high` cannot move the knee, so they may be left unmeasured.
+    """
+
+    guidance: float
+    ssim: dict[int, Interval]
+    low: int
+    high: int
+    point: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"guidance": self.guidance, "low": self.low, "high": self.high, "point": self.point,
+                "ssim": {str(s): iv.as_dict() for s, iv in self.ssim.items()}}
+
+    def __str__(self) -> str:
+        span = f"{self.low}" if self.low == self.high else f"{self.low}-{self.high}"
+        return f"guidance {self.guidance:g}: knee {self.point} steps (bracket {span})"
+
+
+def knee_at(guidance: float, ssim_to_reference: Mapping[int, Sequence[float]], margin: float) -> Knee:
+    """The knee of one guidance from per-seed SSIM to the converged image at each measured step count (ascending;
+    the reference's step count last, with SSIM 1 for every seed)."""
+    grid = sorted(ssim_to_reference)
+    ivs = {s: t_interval(ssim_to_reference[s], f"SSIM to converged at {s} steps") for s in grid}
+    # The last step count is the reference: it reaches the margin by construction, even where one seed gives no
+    # interval (n=1), so the bracket closes there at the latest.
+    high = next((s for s in grid if ivs[s].low >= margin), grid[-1])
+    low = next((s for s in grid if ivs[s].high >= margin), grid[-1])
+    point = next((s for s in grid if ivs[s].mean >= margin), grid[-1])
+    return Knee(guidance, {s: ivs[s] for s in grid if s <= high}, low, high, point)
+
+
+def sweet_spot_guidance(knees: Sequence[Knee], grid: Sequence[int], *, ratio: float) -> Verdict:
+    """Refuted if the knee at the strongest guidance is at least `ratio` times the knee at the weakest, bracket
+    against bracket (its lower end against the other's upper end, so the brackets are apart too). Confirmed, if
+    not refuted, when every bracket lies within one step of `grid` (the step counts and the reference's): the
+    highest upper end is at most one grid position above the lowest lower end. Else inconclusive."""
+    grid = sorted(grid)
+    ordered = sorted(knees, key=lambda k: k.guidance)
+    weak, strong = ordered[0], ordered[-1]
+    listing = "; ".join(str(k) for k in ordered)
+    numbers = {f"guidance {k.guidance:g}": k.as_dict() for k in ordered}
+    if strong.low >= ratio * weak.high:
+        return Verdict(REFUTED, f"the knee moves with guidance: at {strong.guidance:g} it is at least "
+                                f"{strong.low} steps, at {weak.guidance:g} at most {weak.high}, "
+                                f"{strong.low / weak.high:.1f}x (at least {ratio:g}x, brackets apart) ({listing})",
+                       numbers)
+    spread = grid.index(max(k.high for k in ordered)) - grid.index(min(k.low for k in ordered))
+    if spread <= 1:
+        return Verdict(CONFIRMED, f"every knee lies within one grid step ({listing})", numbers)
+    return inconclusive(f"the knees span {spread} grid steps, but the strongest guidance's is not at least {ratio:g}x "
+                        f"the weakest's bracket against bracket ({listing}); more seeds narrow the brackets",
+                        **numbers)
+
+
+# ------------------------------------------------------------------------------------------------ steps-are-calls
+def evaluations_per_step(guidance: float) -> int:
+    """U-Net evaluations per image and step in the lesson's equation: 2 with CFG (guidance > 1), else 1. The
+    pipeline skips CFG at guidance 1 or less."""
+    return 2 if guidance > 1 else 1
+
+
+@dataclass
+class CallCounts:
+    """Per scheduler and step count: U-Net calls, and U-Net evaluations per image (a call of batch 2B counts 2 per
+    image); the schedulers that could not run, with why."""
+
+    calls: dict[str, dict[int, int]]
+    evaluations: dict[str, dict[int, int]]
+    failed: dict[str, str]
+
+
+def count_calls(engine: Any, names: Sequence[str], steps: Sequence[int], prompt: str, seed: int,
+                guidance: float) -> CallCounts:
+    """Each scheduler (short names, e.g. atlas.compatible) from the stock config at each step count, one seed,
+    latents only: the engine's forward hook counts the U-Net calls. A scheduler that cannot run is listed with its
+    reason, never dropped."""
+    from ..engine import Request
+    from ..schedulers import SchedulerSpec
+
+    out = CallCounts({}, {}, {})
+    for name in names:
+        try:
+            spec = SchedulerSpec.of(name)  # a scheduler this suite does not know fails here, with its name
+            gens = {s: engine.generate(Request(spec, s, (seed,), prompt, guidance=guidance, output="latent"))
+                    for s in steps}
+        except Exception as exc:  # noqa: BLE001 - the reason is the result
+            out.failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            continue
+        out.calls[name] = {s: g.unet_calls for s, g in gens.items()}
+        out.evaluations[name] = {s: sum(g.unet_batch_sizes) // len(g.request.seeds) for s, g in gens.items()}
+    return out
+
+
+def steps_are_calls(evaluations: Mapping[str, Mapping[int, int]], failed: Mapping[str, str], *,
+                    per_step: int) -> Verdict:
+    """evaluations: per scheduler, per step count, the counted U-Net evaluations per image (a call of batch 2B is 2
+    per image). Refuted where any differs from steps x per_step, naming each scheduler and its counts; confirmed
+    when every scheduler that ran matches and none failed; inconclusive if all that ran match but some could not
+    run."""
+    differ = {name: {s: n for s, n in counts.items() if n != s * per_step} for name, counts in evaluations.items()}
+    differ = {name: d for name, d in differ.items() if d}
+    numbers = {"evaluations": {n: {str(s): c for s, c in v.items()} for n, v in evaluations.items()},
+               "per_step": per_step, "differ": sorted(differ), "failed": dict(failed)}
+    if differ:
+        from ..schedulers import LABELS
+
+        said = "; ".join(f"{LABELS.get(name, name)}: " + ", ".join(f"{n} at {s} steps" for s, n in d.items())
+                         for name, d in differ.items())
+        return Verdict(REFUTED, f"U-Net evaluations per image differ from steps x {per_step} for {len(differ)} of "
+                                f"{len(evaluations)} schedulers: {said}", numbers)
+    if failed:
+        return inconclusive(f"every scheduler that ran makes steps x {per_step} evaluations, but "
+                            f"{', '.join(failed)} could not run: {'; '.join(failed.values())}", **numbers)
+    return exact(True, f"all {len(evaluations)} schedulers make steps x {per_step} U-Net evaluations per image",
+                 **numbers)
+
+
+# ------------------------------------------------------------------------------------ ddim-step-lands-on-schedule
+@dataclass(frozen=True)
+class DDIMProbe:
+    """Which alpha DDIMScheduler.step used at each scheduled timestep, against the schedule's next timestep's.
+
+    -1 stands for the end of the schedule (the scheduler's final_alpha_cumprod)."""
+
+    spacing: str
+    steps: int
+    timesteps: tuple[int, ...]
+    scheduled: tuple[int, ...]
+    used: tuple[int, ...]
+    rel_error: tuple[float, ...]
+    rtol: float
+
+    @property
+    def misses(self) -> list[int]:
+        """Indices of the steps whose alpha is not the scheduled next timestep's."""
+        return [i for i, e in enumerate(self.rel_error) if e > self.rtol]
+
+    @property
+    def lands(self) -> bool:
+        return not self.misses
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"spacing": self.spacing, "steps": self.steps, "misses": len(self.misses),
+                "max_rel_error": float(max(self.rel_error)),
+                "first_miss": None if self.lands else {"t": self.timesteps[self.misses[0]],
+                                                       "scheduled": self.scheduled[self.misses[0]],
+                                                       "used": self.used[self.misses[0]]}}
+
+
+def probe_ddim_step(stock_config: Any, spacing: str, steps: int, rtol: float, scheduler: str = "ddim") -> DDIMProbe:
+    """One stock DDIMScheduler.step per scheduled timestep with a zero noise prediction, and the alpha it used read
+    back from prev_sample: with eta 0 and epsilon prediction, prev = sqrt(a_prev / a_t) * sample. Epsilon prediction
+    without clipping or thresholding is set for the probe: those settings change how step() turns the model's
+    output into x0, not which alpha it steps to. `scheduler`: "ddim" (diffusers' own) or "ddim-next" (the step to
+    the next scheduled timestep, sampler_claims.schedulers.DDIMNextStepScheduler)."""
+    from ..schedulers import SchedulerSpec, make_scheduler
+
+    spec = SchedulerSpec.of(scheduler, timestep_spacing=spacing, prediction_type="epsilon", clip_sample=False,
+                            thresholding=False)
+    sched, _ = make_scheduler(spec, stock_config)
+    sched.set_timesteps(steps)
+    ts = [int(t) for t in sched.timesteps]
+    alphas = sched.alphas_cumprod.double()
+    final = float(sched.final_alpha_cumprod)
+    sample = torch.ones(1, dtype=torch.float64)
+    scheduled, used, err = [], [], []
+    for i, t in enumerate(ts):
+        prev = sched.step(torch.zeros_like(sample), t, sample).prev_sample
+        a_used = float(alphas[t]) * float(prev[0] / sample[0]) ** 2
+        nxt = ts[i + 1] if i + 1 < len(ts) else -1
+        a_next = float(alphas[nxt]) if nxt >= 0 else final
+        scheduled.append(nxt)
+        err.append(abs(a_used / a_next - 1))
+        if err[-1] <= rtol:
+            used.append(nxt)
+        else:  # name the timestep whose alpha it was (the end if the final alpha is closer)
+            j = int(torch.argmin((alphas - a_used).abs() / alphas))
+            used.append(-1 if abs(final - a_used) < abs(float(alphas[j]) - a_used) else j)
+    return DDIMProbe(spacing, steps, tuple(ts), tuple(scheduled), tuple(used), tuple(err), rtol)
+
+
+@dataclass(frozen=True)
+class StepEffect:
+    """The final images of stock DDIM against DDIM with the step to the next scheduled timestep, same seeds."""
+
+    spacing: str
+    steps: int
+    ssim: list[float]
+    max_abs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"spacing": self.spacing, "steps": self.steps, "ssim": t_interval(self.ssim).as_dict(),
+                "max_abs_difference": self.max_abs}
+
+
+def ddim_step_lands(probes: Sequence[DDIMProbe], effects: Mapping[str, StepEffect], *, min_ssim: float,
+                    effect_note: str = "") -> Verdict:
+    """Exact, per spacing: does every step use the alpha of the schedule's next timestep, at every step count?
+    Refuted if any spacing misses, naming where; the effect of a miss on the final image (SSIM against the
+    'nearly indistinguishable' margin, largest pixel difference) is stated beside it and decides nothing."""
+    spacings = list(dict.fromkeys(p.spacing for p in probes))
+    parts, numbers = [], {}
+    for sp in spacings:
+        mine = [p for p in probes if p.spacing == sp]
+        missed = [p for p in mine if not p.lands]
+        numbers[sp] = {"probes": [p.as_dict() for p in mine]}
+        if not missed:
+            parts.append(f"{sp}: lands at {', '.join(str(p.steps) for p in mine)} steps")
+            continue
+        text = f"{sp}: misses " + ", ".join(
+            f"{len(p.misses)}/{p.steps} steps at {p.steps} (t={p.timesteps[p.misses[0]]} goes to "
+            f"{p.used[p.misses[0]]}, not {p.scheduled[p.misses[0]]})" for p in missed)
+        e = effects.get(sp)
+        if e is not None:
+            iv = t_interval(e.ssim)
+            word = at_least(iv, min_ssim, "").verdict
+            looks = {CONFIRMED: "nearly indistinguishable", REFUTED: "visibly different"}.get(word, "undecided")
+            text += (f"; final images against the corrected step at {e.steps} steps: SSIM {iv.mean:.4f} "
+                     f"[{iv.low:.4f}, {iv.high:.4f}] ({looks} at {min_ssim:g}), largest pixel difference {e.max_abs}")
+            numbers[sp]["effect"] = e.as_dict()
+        elif effect_note:
+            text += f"; {effect_note}"
+        parts.append(text)
+    lands = [sp for sp in spacings if all(p.lands for p in probes if p.spacing == sp)]
+    verdict = len(lands) == len(spacings)
+    lead = ("DDIM's step lands on the schedule's next timestep for every spacing" if verdict else
+            f"DDIM's step misses the schedule's next timestep with {', '.join(s for s in spacings if s not in lands)}")
+    return exact(verdict, f"{lead}: " + "; ".join(parts), **numbers)
