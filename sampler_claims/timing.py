@@ -226,7 +226,8 @@ def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, 
         per_round = result.cpu if result.clock == "cpu" else result.wall
         benchmark.extra_info.update({
             "configs": list(configs), "deciding_clock": result.clock, "statistic": result.statistic,
-            "min_time_s": result.min_time_s, "elapsed_s": round(result.elapsed_s, 2), "repetitions": {n: result.reps.get(n, 1) for n in configs},
+            "min_time_s": result.min_time_s, "elapsed_s": round(result.elapsed_s, 2),
+            "repetitions": {n: result.reps.get(n, 1) for n in configs},
             "calibration_s": {n: round(v, 5) for n, v in result.calibration_s.items()},
             "per_round_s": {n: [round(x, 5) for x in v] for n, v in per_round.items()},
             "median_s": {n: sorted(v)[len(v) // 2] for n, v in per_round.items()}})
