@@ -187,7 +187,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                          rounds=s.timing_rounds, atlas=config.getoption("--atlas"), calibration=calibration)
 
     calibration = None
-    if plan_for(s.seeds).evaluations:
+    if plan_for(s.seeds).evaluations and not config.option.collectonly:  # --collect-only loads no model
         try:
             calibration = calibrate(cs.engine(), min(s.seeds, s.max_batch or 8))
         except pytest.fail.Exception:
