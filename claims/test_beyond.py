@@ -163,8 +163,8 @@ def test_sweet_spot_guidance(claim, engine, roster):
         curves[f"guidance {g:g}"] = [float(np.mean(ssim[s])) for s in grid if s in ssim]
         shown += [(g, knee.high, gens[knee.high].image(0)), (g, ref.steps, gens[ref.steps].image(0))]
     curves[f"'nearly indistinguishable' ({margin:g})"] = [margin] * len(grid)
-    claim.series(f"{LABELS[ref.sampler]}: SSIM to the converged image ({ref.label}) against steps, {k} seeds "
-                 "(a line stops where its knee is certain)", list(grid), curves, xlabel="steps",
+    claim.series(f"SSIM to {ref.label} against steps ({k} seeds; a line ends at its knee)", list(grid), curves,
+                 xlabel="steps",
                  ylabel="mean SSIM to converged", logx=True)
     claim.table(f"The knee per guidance: SSIM to converged, mean [95% interval] over {k} seeds",
                 ["guidance", "knee", "bracket", *map(str, grid)],
