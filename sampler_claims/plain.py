@@ -69,8 +69,9 @@ def _interval(numbers: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
 def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
     """One statement in words: the measured value, its 95% range and how it sits against its limit."""
     found = _interval(numbers)
-    if found is None:
-        return _clause(reason)
+    if found is None:  # an exact statement: its reason, to the first ';' (its clauses after ':' are the finding)
+        text = " ".join(str(reason).split())
+        return text.split("; ")[0][:160].rstrip(".")
     key, iv = found
     mean, (low, high) = float(iv["mean"]), (float(iv["ci95"][0]), float(iv["ci95"][1]))
     m = _INTERVAL.match(" ".join(reason.split()))
@@ -81,7 +82,7 @@ def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
     if low == high or (not math.isfinite(low)):
         value = f"{quantity} was {_num(mean)}" + (f" ({extra[2:]})" if extra else "")
     else:
-        value = f"{quantity} was {_num(mean)} (surely between {_num(low)} and {_num(high)}{extra})"
+        value = f"{quantity} was {_num(mean)} (95% interval {_num(low)} to {_num(high)}{extra})"
     if key == "difference":
         limit = f"the ±{numbers.get('margin')} margin"
         rel = {CONFIRMED: f"well inside {limit}", REFUTED: f"clearly outside {limit}"}
@@ -95,12 +96,12 @@ def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
     else:
         bound, side = numbers.get("bound"), numbers.get("side", "at least")
         limit = f"{side} {bound:g}" if isinstance(bound, (int, float)) else f"{side} {bound}"
-        rel = {CONFIRMED: f"clearly {side.replace('at ', '')} the required {bound:g}" if isinstance(bound, (int, float))
-               else f"clearly {limit}",
-               REFUTED: f"clearly not {limit}"}
+        rel = {CONFIRMED: f"clearly {limit}", REFUTED: f"clearly not {limit}"}
     relation = rel.get(verdict, f"too close to {limit} to call")
     text = f"{value}, {relation}"
-    return f"{statement}: {text}" if statement and len(statement) < 90 else text
+    if statement and len(statement) >= 90:
+        statement = statement.rsplit(": ", 1)[-1]  # the innermost statement: what was counted or compared
+    return f"{statement}: {text}" if statement and len(statement) < 140 else text
 
 
 def sentence(verdict: str, reason: str, numbers: dict[str, Any] | None = None, *, seeds_needed: int | None = None,
@@ -117,11 +118,11 @@ def sentence(verdict: str, reason: str, numbers: dict[str, Any] | None = None, *
         deciding = [leaf for leaf in leaves if leaf[0] != CONFIRMED] or leaves
     else:
         deciding = leaves
-    if len(leaves) == 1 and _interval(leaves[0][2]) is None and key:
+    if all(_interval(leaf[2]) is None for leaf in leaves) and key:
         said = [key]  # an exact claim: its key figure is the plainest statement of what was seen
     else:
         said = [describe(*leaf) for leaf in deciding[:MAX_STATEMENTS]]
-    more = len(deciding) - len(said)
+    more = len(deciding) - len(said) if said != [key] else 0
     text = f"{lead}: " + "; ".join(s for s in said if s)
     if more > 0:
         text += f" (and {more} more like {'it' if more == 1 else 'them'})"

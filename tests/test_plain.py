@@ -32,7 +32,7 @@ def test_a_refutation_names_only_what_was_refuted() -> None:
     fine = at_least(wilson(30, 32), 0.5, "share of seeds")
     v = all_of([fine.named("most seeds"), refuted.named("much worse")])
     text = plain.sentence(v.verdict, v.reason, v.numbers)
-    assert text.startswith("Does not hold: much worse: ") and "clearly not at least 0.15" in text
+    assert text.startswith("Does not hold: much worse: ") and "clearly not at least 0.15" in text and "95% interval" in text
     assert "most seeds" not in text
 
 
