@@ -689,6 +689,9 @@ def _claims() -> list[Claim]:
             "knee at 12 is at least twice the knee at 1 with the brackets apart, confirmed if all knees sit within "
             "one grid step",
             "open: practitioners raise the step count with the guidance scale",
+            corrected="DPM-Solver's sweet spot of about 20 steps depends on the guidance scale: at high "
+                      "guidance it takes more steps to converge, so check the step count at the guidance you "
+                      "use.",
             kind="statistical", needs_trained_model=True,
             thresholds={
                 "guidances": T((1.0, 3.0, 7.5, 12.0), "the spec's four: no guidance (1, the pipeline skips CFG), "
@@ -721,6 +724,8 @@ def _claims() -> list[Claim]:
             "(a call of batch 2B counts 2 per image) against steps x 2; refuted on the schedulers where they differ, "
             "named",
             "refuted for PNDM (N+1 calls, #1106), Heun and KDPM2 (2N-1)",
+            corrected="Not every scheduler makes one U-Net evaluation per step: PNDM, Heun and KDPM2 make more "
+                      "(Heun 2N-1 calls for N steps), so count calls, not steps, when comparing cost.",
             thresholds={
                 "steps": T((10, 20, 50), "a few-step count and the lesson's two: DPM-Solver at 20, DDIM at 50"),
                 "guidance": T(7.5, "the lesson's guidance, with CFG: the printed equation is num_steps x 2"),
@@ -737,6 +742,9 @@ def _claims() -> list[Claim]:
             "timestep_spacing at 10, 30 and 50 steps; where it misses, DDIM against the same DDIM with the step "
             "to the next scheduled timestep, SSIM and largest pixel difference of the final images",
             "refuted: step() takes t - T // N whatever the spacing (#12633, #11347)",
+            corrected="DDIMScheduler.step takes the previous timestep as t - T // N whatever the spacing, so "
+                      "with 'trailing' or 'linspace' spacing a step can miss the schedule's next timestep "
+                      "(diffusers #12633, #11347).",
             thresholds={
                 "spacings": T(("leading", "trailing", "linspace"), "every timestep_spacing DDIMScheduler offers"),
                 "steps": T((10, 30, 50), "10 and 50 divide 1000 and 30 does not: the case #12633 names for "
