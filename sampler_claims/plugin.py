@@ -76,7 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--size", action="store", default=None, type=int, metavar="PX",
                     help="image side in pixels (default: the model's native size)")
     group.addoption("--max-batch", action="store", default=None, type=options.positive_int, metavar="N",
-                    help="at most N seeds per pipeline call; chunked results are identical to one batch on the CPU "
+                    help="at most N seeds per pipeline call; chunked results match one batch (bit for bit at small "
+                         "batches on the CPU, to 1e-6 at large ones) "
                          "(default: measured on CUDA, a peak-memory probe on the first generation of each shape, "
                          "then the largest chunk that fits with headroom; one batch on the CPU)")
     group.addoption("--claims-plan", action="store_true", default=False,
