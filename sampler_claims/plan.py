@@ -209,27 +209,24 @@ class Calibration:
 
 
 def calibrate(engine: Any, chunk: int, prompt: str = "a red circle") -> Calibration:
-    """A short calibration on the run's engine: DPM-Solver at 2 and 6 steps, at `chunk` seeds and at one seed,
-    the faster of two tries each (uncached; the first call also warms the model up)."""
+    """A short calibration on the run's engine: DPM-Solver at 1 and 3 steps, at `chunk` seeds and at one seed
+    (uncached; a first one-step call warms the model up): nine U-Net calls in all, so that it stays short for
+    SD 1.5 on a slow device too."""
     from .engine import Request
     from .schedulers import DPM
 
     start = time.perf_counter()
 
     def best(steps: int, n: int) -> tuple[float, int]:
-        times, evals = [], 0
-        for _ in range(2):
-            g = engine.generate(Request(DPM, steps, tuple(range(n)), prompt), cached=False)
-            times.append(g.seconds)
-            evals = sum(g.unet_batch_sizes)
-        return min(times), evals
+        g = engine.generate(Request(DPM, steps, tuple(range(n)), prompt), cached=False)
+        return g.seconds, sum(g.unet_batch_sizes)
 
     progress, engine.progress = engine.progress, None  # the calibration is not a claim's generation
     try:
-        engine.generate(Request(DPM, 2, (0,), prompt), cached=False)  # warm-up
+        engine.generate(Request(DPM, 1, (0,), prompt), cached=False)  # warm-up
         rates = []
         for n in (max(1, chunk), 1):
-            (t_lo, e_lo), (t_hi, e_hi) = best(2, n), best(6, n)
+            (t_lo, e_lo), (t_hi, e_hi) = best(1, n), best(3, n)
             per_eval = max(t_hi - t_lo, 1e-9) / max(e_hi - e_lo, 1)
             per_image = max(t_lo - per_eval * e_lo, 0.0) / n
             rates.append(Rate(per_eval, per_image, n))
@@ -313,8 +310,9 @@ def timing_settings(rounds: int) -> tuple[int, float]:
 
 
 def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, quality: str, rounds: int,
-              atlas: bool = False, calibration: Calibration | None = None) -> Plan:
-    """The plan of the selected claims, in the order the registry lists them."""
+              atlas: bool = False, calibration: Calibration | None = None, trained: bool = True) -> Plan:
+    """The plan of the selected claims, in the order the registry lists them. On random weights (`trained`
+    False) the quality claims are skipped before they generate, so they plan nothing."""
     stock = stock_scheduler_config(model_source)
     rounds, min_time = timing_settings(rounds)
     plan = Plan(seeds, calibration=calibration, timing_min_s=min_time)
@@ -327,7 +325,10 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
         g.claims.append(cid)
         if cid not in PLANNED:
             plan.unplanned.append(cid)
-        for gen in claim_gens(cid, quality=quality, rounds=rounds, atlas=atlas):
+        gens = claim_gens(cid, quality=quality, rounds=rounds, atlas=atlas)
+        if claim.needs_trained_model and not trained:
+            gens = []
+        for gen in gens:
             key = gen if gen.cached else (gen, cid if gen.times != rounds else "timing")
             if key in seen:
                 continue

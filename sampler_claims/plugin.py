@@ -150,7 +150,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         cs = config.stash[SESSION_KEY]
         wanted = config.getoption("claim_ids", default=None) or list(registry.CLAIMS)
         plan_lines = make_plan(wanted, seeds=s.seeds, model_source=s.model_source, quality=cs.quality_mode,
-                               rounds=s.timing_rounds, atlas=config.getoption("--atlas")).lines()
+                               rounds=s.timing_rounds, atlas=config.getoption("--atlas"), trained=s.trained).lines()
         plan_lines.append("claims plan: no time estimate under xdist (the controller loads no model); "
                           "--claims-plan without -n calibrates here")
     return [line for line in [
@@ -185,12 +185,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     def plan_for(seeds: int, calibration=None):  # noqa: ANN001, ANN202
         return make_plan(ids, seeds=seeds, model_source=s.model_source, quality=cs.quality_mode,
-                         rounds=s.timing_rounds, atlas=config.getoption("--atlas"), calibration=calibration)
+                         rounds=s.timing_rounds, atlas=config.getoption("--atlas"), calibration=calibration,
+                         trained=s.trained)
 
     calibration = None
     if plan_for(s.seeds).evaluations and not config.option.collectonly:  # --collect-only loads no model
         try:
-            calibration = calibrate(cs.engine(), min(s.seeds, s.max_batch or 8))
+            calibration = calibrate(cs.engine(), min(s.seeds, s.max_batch or 4))
         except pytest.fail.Exception:
             calibration = None  # the model does not load: every claim says why; the plan counts only
     budget = config.getoption("--budget", default=None)

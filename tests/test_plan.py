@@ -22,6 +22,13 @@ def test_cfg_doubles_the_evaluations_and_images_scale_them() -> None:
     assert planned(["no-gain-past-25"], seeds=16).evaluations == 2 * p.evaluations
 
 
+def test_random_weights_plan_no_quality_generations() -> None:
+    """On random weights the quality claims skip before generating: the plan must not count (or calibrate for)
+    them."""
+    assert planned(["no-gain-past-25"], trained=False).evaluations == 0
+    assert planned(["dpm-multi-point"], trained=False).evaluations == planned(["dpm-multi-point"]).evaluations
+
+
 def test_a_generation_shared_by_claims_is_counted_once() -> None:
     one = planned(["comparable-quality"]).evaluations
     both = planned(["comparable-quality", "different-paths"])
