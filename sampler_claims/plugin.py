@@ -205,7 +205,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if n < s.seeds:
             cs.settings = replace(s, seeds=n)
     cs.plan = plan_for(cs.settings.seeds, calibration)
-    cs.plan_started = __import__("time").perf_counter()
+    cs.plan_started = 0.0  # the clock starts with the first claim test (tests/ may run first)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items: list[pytest.Item]) -> list[str]:
@@ -426,6 +426,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     if cs is not None and cs.progress is not None:
         marker = item.get_closest_marker("claim")
         cs.progress.context = marker.args[0] if marker else item.name
+        if marker and not cs.plan_started:
+            cs.plan_started = __import__("time").perf_counter()
     return (yield from _stop_on_oom())
 
 

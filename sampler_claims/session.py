@@ -123,7 +123,7 @@ class ClaimsSession:
             return None
         from .plan import fmt_time
 
-        spent = time.perf_counter() - self.plan_started
+        spent = time.perf_counter() - self.plan_started if self.plan_started else 0.0
         return f"~{fmt_time(max(self.plan.seconds - spent, 0.0))} left of ~{fmt_time(self.plan.seconds)} planned"
 
     def drain_chunks(self, claim_id: str) -> list[list[int]]:
