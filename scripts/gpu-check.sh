@@ -36,7 +36,7 @@ timeout 150 python3 -m pytest claims/ -p no:cacheprovider --model tiny --device 
 t1=$(date +%s); echo "embedded suite on CUDA: $((t1 - t0)) s"
 timeout 300 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --device cuda --dtype float16 \
   --claim speedup --claim linear-time --claim cfg-two-passes --claim dpm-multi-point --claim callback-after-step \
-  --claim same-weights --claim ddpm-noise-draws \
+  --claim same-weights --claim ddpm-noise-draws --claim steps-are-calls --claim ddim-step-lands-on-schedule \
   --claims-report "$out/sd15-random/index.html" -q -rfEx 2>&1 | tee "$out/sd15-random.log" | tail -25 || rc=1
 t2=$(date +%s); echo "sd15-random timing and counting claims: $((t2 - t1)) s"
 timeout 120 python3 scripts/engine_overhead.py --model sd15-random --device cuda --dtype float16 --steps 20 --rounds 3 \
