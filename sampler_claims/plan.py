@@ -46,7 +46,11 @@ class Gen:
     latent: bool = False
 
     def n_images(self, seeds: int) -> int:
-        return seeds if self.images == "roster" else int(self.images)
+        if self.images == "roster":
+            return seeds
+        if isinstance(self.images, str) and self.images.startswith("pairs x "):  # per pair of roster seeds
+            return (seeds // 2) * int(self.images.removeprefix("pairs x "))
+        return int(self.images)
 
 
 def _g(sampler: str, steps: int, images: int | str = "roster", **kw: Any) -> Gen:
@@ -82,7 +86,8 @@ def timing_gens(rounds: int) -> list[Gen]:
     return out + [_g(first.scheduler.name, first.steps, 1, cached=False)]
 
 
-def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool) -> list[Gen]:
+def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool, model_source: str = "",
+               trained: bool = True) -> list[Gen]:
     """The generations claim `cid`'s test makes (with its fixtures), from the registry and the claims' modules."""
     c = registry.get(cid)
 
@@ -126,6 +131,21 @@ def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool) -> list[Gen]
                                     for s in t("karras-sigmas-few-steps", "steps") for v in (True, False)],
         "lower-order-final": [_g("dpm-solver", s, overrides={"lower_order_final": v, "final_sigmas_type": "sigma_min"})
                               for s in t("lower-order-final", "steps") for v in (True, False)],
+        "zt-interpolation": [_g(s, t("zt-interpolation", "steps"), f"pairs x {t('zt-interpolation', 'frames') + 2}",
+                                 overrides={"interpolation": 1}) for s in ("ddim", "ddpm")],
+        "sweet-spot-guidance": [_g("dpm-solver", s, t("sweet-spot-guidance", "seeds"), guidance=g)
+                                for g in t("sweet-spot-guidance", "guidances") if g != 7.5
+                                for s in (*t("sweet-spot-guidance", "step_counts"),
+                                          t("sweet-spot-guidance", "reference").steps)]
+                               + [_g("dpm-solver", s) for s in (*t("sweet-spot-guidance", "step_counts"),
+                                                                t("sweet-spot-guidance", "reference").steps)],
+        "steps-are-calls": [_g(n, s, 1, guidance=t("steps-are-calls", "guidance"))
+                            for n in compatible_names(model_source) for s in t("steps-are-calls", "steps")],
+        "ddim-step-lands-on-schedule": [_g(n, t("ddim-step-lands-on-schedule", "effect_steps"),
+                                           t("ddim-step-lands-on-schedule", "effect_seeds"),
+                                           overrides={"timestep_spacing": sp})
+                                        for sp in ("trailing", "linspace") for n in ("ddim", "ddim-next")]
+                                       if trained else [],  # the effect on the image needs a trained model
         "default-on-front": [_g(s, n) for s in ("ddim", "dpm-solver", "euler", "unipc", "deis", "heun", "pndm",
                                                 "lms") for n in (5, 10, 20, 50)] if atlas else [],
     }
@@ -141,7 +161,19 @@ PLANNED = {"same-weights", "lesson-code-runs", "comparable-quality", "different-
            "ddpm-reproducible-when-reseeded", "ddim-eta", "ddpm-50-step-count", "sweet-spot", "linear-time",
            "no-gain-past-25", "callback-after-step", "clone-needed", "coarse-to-fine", "ddpm-10-worse",
            "ddpm-formula-adjacent", "dpm-multi-point", "ddpm-intermediates-noisier", "recommended-default",
-           "final-sigma-zero", "karras-sigmas-few-steps", "lower-order-final", "default-on-front"}
+           "final-sigma-zero", "karras-sigmas-few-steps", "lower-order-final", "default-on-front", "zt-interpolation",
+           "sweet-spot-guidance", "steps-are-calls", "ddim-step-lands-on-schedule"}
+
+
+def compatible_names(model_source: str) -> list[str]:
+    """Short names of the stock scheduler's compatibles, as steps-are-calls runs them (sampler_claims.atlas)."""
+    import diffusers
+
+    from .schedulers import short_name
+
+    stock = getattr(diffusers, stock_scheduler_config(model_source).get("_class_name", "PNDMScheduler"))
+    names = [short_name(c) or c.__name__ for c in stock().compatibles]
+    return sorted(set(names), key=names.index)
 
 
 # ------------------------------------------------------------------------------------ counting
@@ -325,7 +357,8 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
         g.claims.append(cid)
         if cid not in PLANNED:
             plan.unplanned.append(cid)
-        gens = claim_gens(cid, quality=quality, rounds=rounds, atlas=atlas)
+        gens = claim_gens(cid, quality=quality, rounds=rounds, atlas=atlas, model_source=model_source,
+                          trained=trained)
         if claim.needs_trained_model and not trained:
             gens = []
         for gen in gens:
