@@ -144,28 +144,19 @@ class ClipScorer:
 def renderer_drop(scorer: ClipScorer, n: int = 200, seed: int = 4242) -> dict[str, float]:
     """The CLIP-score drop of rendering one attribute wrong, on the world's renderer (no sampler involved):
     score each rendered image against its own caption and against the caption with one attribute swapped
-    (a random other colour for fg/bg, a random other shape); mean drop per attribute and overall.
-    The registry's CLIP margins on the embedded model are in these units (CLIP_PER_WRONG_ATTRIBUTE)."""
+    for another of its values; mean drop per attribute and overall. The checker's scale is measured the
+    same way (tinyshapes.checker.renderer_drop). The registry's CLIP margins on the embedded model are in
+    these units (CLIP_PER_WRONG_ATTRIBUTE)."""
     from .tinyshapes import dataset
-    from .tinyshapes.vocab import COLORS, SHAPES, caption
+    from .tinyshapes.vocab import ATTRIBUTES, caption_of, swapped
 
     batch = dataset.sample(seed, n)
     rng = np.random.default_rng(seed + 1)
     own = scorer.scores(list(batch.images), batch.captions)
-    drops: dict[str, list[float]] = {"shape": [], "fg": [], "bg": []}
-    for attr in drops:
-        wrong = []
-        for a in batch.attributes:
-            b = dict(a)
-            if attr == "shape":
-                b["shape"] = rng.choice([s for s in SHAPES if s != a["shape"]])
-            else:
-                other = "bg" if attr == "fg" else "fg"
-                b[attr] = rng.choice([c for c in COLORS if c not in (a[attr], a[other])])
-            wrong.append(caption(b["shape"], b["fg"], b["bg"]))
-        w = scorer.scores(list(batch.images), wrong)
-        drops[attr] = [x - y for x, y in zip(own, w)]
-    out = {k: float(np.mean(v)) for k, v in drops.items()}
-    out["mean"] = float(np.mean([out["shape"], out["fg"], out["bg"]]))
+    out: dict[str, float] = {}
+    for attr in ATTRIBUTES:
+        wrong = scorer.scores(list(batch.images), [caption_of(swapped(a, attr, rng)) for a in batch.attributes])
+        out[attr] = float(np.mean([x - y for x, y in zip(own, wrong)]))
+    out["mean"] = float(np.mean([out[a] for a in ATTRIBUTES]))
     out["own_mean"] = float(np.mean(own))
     return out

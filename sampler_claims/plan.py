@@ -25,7 +25,7 @@ from . import paths, registry
 
 #: Seeds the power calculation (registry.SEEDS_POWER) needs for an equivalence to be decided with 80% power:
 #: paired differences between deterministic samplers (sd 0.058) and pairs with stochastic DDPM (sd 0.22).
-POWER_SEEDS = {"deterministic": 17, "ddpm": 152}
+POWER_SEEDS = {kind: registry.power_seeds(kind) for kind in registry.SEEDS_PILOT}
 #: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs).
 DDPM_PAIRED = {"comparable-quality", "ddpm-50-step-count", "different-paths", "ddpm-10-worse",
                "ddpm-intermediates-noisier"}

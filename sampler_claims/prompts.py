@@ -18,26 +18,22 @@ LESSON = {
 
 #: The same roles on the embedded model, with the lesson's seeds.
 TINY = {
-    "exercise1": (caption("circle", "yellow", "blue"), 42),
-    "exercise2": (caption("triangle", "white", "red"), 123),
-    "exercise3": (caption("diamond", "orange", "purple"), 77),
-    "exercise4": (caption("square", "green", "black"), 42),
+    "exercise1": (caption("circle", "yellow"), 42),
+    "exercise2": (caption("triangle", "white"), 123),
+    "exercise3": (caption("diamond", "orange"), 77),
+    "exercise4": (caption("square", "green"), 42),
 }
 
 
 def _tiny_roster(n: int, start: int = 0) -> list[str]:
-    """n captions cycling through shapes and colour pairs in a fixed, varied order, from position `start`."""
+    """n captions in a fixed, varied order from position `start`: shapes cycle fastest, and every
+    run of len(SHAPES) x len(COLORS) consecutive positions holds each caption of the world once."""
     colors = list(COLORS)
     out = []
-    k = start
-    while len(out) < n:
+    for k in range(start, start + n):
         shape = SHAPES[k % len(SHAPES)]
-        fg = colors[(k * 3) % len(colors)]
-        bg = colors[(k * 3 + 1 + k // len(colors)) % len(colors)]
-        if bg == fg:
-            bg = colors[(colors.index(fg) + 2) % len(colors)]
-        out.append(caption(shape, fg, bg))
-        k += 1
+        fg = colors[(3 * (k // len(SHAPES)) + k) % len(colors)]
+        out.append(caption(shape, fg))
     return out
 
 

@@ -34,7 +34,7 @@ def main() -> None:
     pipe = model.pipe
     engine = Engine(pipe, model_key=settings.model_key, size=model.size, device=settings.device)
     spec = SchedulerSpec.of("ddim")
-    prompt = "a red circle on a blue background"
+    prompt = "a red circle"
     cuda = settings.device.startswith("cuda")
     out: dict[str, object] = {"model": settings.model_kind, "device": settings.device, "dtype": settings.dtype_name,
                               "size": model.size, "steps": args.steps, "scheduler": spec.label}

@@ -12,7 +12,7 @@ from sampler_claims.engine import Engine, Request, cpu_generators
 from sampler_claims.metrics import GenerationError
 from sampler_claims.schedulers import SCHEDULERS, SchedulerSpec, make_scheduler
 
-PROMPT = "a red circle on a blue background"
+PROMPT = "a red circle"
 
 
 def req(name: str = "ddim", steps: int = 4, seeds=(1, 2), **kw) -> Request:

@@ -44,7 +44,7 @@ from sampler_claims.rules.exercise4 import (
 from sampler_claims.schedulers import SchedulerSpec
 from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation
 
-PROMPT = "a red circle on a blue background"
+PROMPT = "a red circle"
 CONTROL = separation("score", scores(0.85), scores(0.55, seed=9), "DPM-Solver@200", "DPM-Solver@5")
 
 

@@ -59,8 +59,10 @@ def test_budget_takes_the_largest_roster_that_fits_and_names_the_likely_inconclu
     assert plan.budget_seeds(lambda n: n * 10 <= 125, 32) == 12
     assert plan.budget_seeds(lambda n: True, 32) == 32
     assert plan.budget_seeds(lambda n: False, 32) is None
-    lost = plan.likely_inconclusive(["comparable-quality", "sweet-spot", "speedup"], 12)
+    few = plan.POWER_SEEDS["deterministic"] - 1  # fewer than either kind of pair needs
+    lost = plan.likely_inconclusive(["comparable-quality", "sweet-spot", "speedup"], few)
     assert lost == {"comparable-quality": plan.POWER_SEEDS["ddpm"], "sweet-spot": plan.POWER_SEEDS["deterministic"]}
+    assert plan.POWER_SEEDS["ddpm"] > plan.POWER_SEEDS["deterministic"]
 
 
 CLAIM_TEST = """

@@ -27,7 +27,7 @@ class RecordingEngine:
         return SimpleNamespace(request=request, latents=latents, images=None)
 
 
-ROSTER = Roster(("a red circle on a blue background",) * 4, (0, 1, 2, 3))
+ROSTER = Roster(("a red circle",) * 4, (0, 1, 2, 3))
 
 
 def _session(monkeypatch: pytest.MonkeyPatch, mode: str) -> ClaimsSession:

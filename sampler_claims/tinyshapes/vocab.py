@@ -1,4 +1,4 @@
-"""The closed vocabulary of the tiny-shapes world and a CLIP-style BPE tokenizer built from it.
+"""The closed vocabulary of the embedded world and a CLIP-style BPE tokenizer built from it.
 
 Every caption word is one whole token, so the tiny text encoder learns words rather than spellings.
 Single letters stay in the vocabulary so that any other lowercase text (the lesson's prompts, say)
@@ -7,6 +7,7 @@ still tokenizes, into letters, instead of failing.
 from __future__ import annotations
 
 import json
+from itertools import product
 from pathlib import Path
 
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -20,16 +21,39 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (28, 28, 28),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
-GLUE_WORDS: tuple[str, ...] = ("a", "on", "background")
+GLUE_WORDS: tuple[str, ...] = ("a",)
+#: The attributes a caption names, in the order the checker scores them.
+ATTRIBUTES: tuple[str, ...] = ("shape", "fg")
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-#: Short context: captions are at most 8 words, and a short context keeps the text encoder cheap.
+#: Short context: captions are three words, and a short context keeps the text encoder cheap.
 MODEL_MAX_LENGTH = 16
 
 
-def caption(shape: str, fg: str, bg: str) -> str:
-    """The one caption template of the world, e.g. 'a red circle on a blue background'."""
-    return f"a {fg} {shape} on a {bg} background"
+def caption(shape: str, fg: str) -> str:
+    """The one caption template of the world, e.g. 'a red circle'. The background is never named."""
+    return f"a {fg} {shape}"
+
+
+#: The values each attribute takes.
+VALUES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "fg": tuple(COLORS)}
+
+
+def caption_of(attrs: dict[str, str]) -> str:
+    """The caption of an attribute dict (the checker's parse_prompt inverts it)."""
+    return caption(attrs["shape"], attrs["fg"])
+
+
+def swapped(attrs: dict[str, str], attr: str, rng) -> dict[str, str]:
+    """The same attributes with `attr` changed to another of its values, at random: one wrong attribute."""
+    out = dict(attrs)
+    out[attr] = str(rng.choice([v for v in VALUES[attr] if v != attrs[attr]]))
+    return out
+
+
+def all_captions() -> list[str]:
+    """Every caption of the world: 4 shapes x 8 colours = 32."""
+    return [caption_of(dict(zip(ATTRIBUTES, v))) for v in product(*(VALUES[a] for a in ATTRIBUTES))]
 
 
 def words() -> list[str]:
