@@ -228,6 +228,20 @@ def log(msg: dict, fh) -> None:
 
 
 # ------------------------------------------------------------------------------------------ phases
+def batches(images: np.ndarray, rng: np.random.Generator, opt: torch.optim.Optimizer, *, steps: int,
+            seconds: float, lr: float, warmup: int, batch: int):
+    """(step, batch) for each step of a phase, with the optimiser's learning rate set for it; the phase ends
+    after `steps` or when its time allowance `seconds` runs out (see progress)."""
+    t0 = time.perf_counter()
+    for step in range(steps):
+        done = progress(step, steps, t0, seconds)
+        if done >= 1.0:
+            return
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, done, lr, warmup)
+        yield step, to_tensor(images[rng.integers(len(images), size=batch)])
+
+
 def train_vae(vae: AutoencoderKL, images: np.ndarray, args, clock: Clock, fh) -> dict:
     """Reconstruction (MSE) plus a tiny KL term that only keeps the latents from drifting."""
     rng = np.random.default_rng(args.seed + 1)
@@ -238,14 +252,8 @@ def train_vae(vae: AutoencoderKL, images: np.ndarray, args, clock: Clock, fh) ->
     t0 = time.perf_counter()
     seconds = args.vae_minutes * 60.0
     tuner = ThreadTuner(args.threads)
-    step = 0
-    for step in range(args.vae_steps):
-        done = progress(step, args.vae_steps, t0, seconds)
-        if done >= 1.0:
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, done, args.vae_lr, 100)
-        x = to_tensor(images[rng.integers(len(images), size=args.vae_batch)])
+    for step, x in batches(images, rng, opt, steps=args.vae_steps, seconds=seconds, lr=args.vae_lr, warmup=100,
+                           batch=args.vae_batch):
 
         def one_step() -> tuple[float, float]:
             post = vae.encode(x).latent_dist
@@ -286,14 +294,8 @@ def tune_decoder(vae: AutoencoderKL, images: np.ndarray, args, clock: Clock, fh)
     vae.train()
     recent: list[float] = []
     t0 = time.perf_counter()
-    seconds = args.decoder_minutes * 60.0
-    for step in range(args.decoder_steps):
-        done = progress(step, args.decoder_steps, t0, seconds)
-        if done >= 1.0:
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, done, args.decoder_lr, 50)
-        x = to_tensor(images[rng.integers(len(images), size=args.decoder_batch)])
+    for step, x in batches(images, rng, opt, steps=args.decoder_steps, seconds=args.decoder_minutes * 60.0,
+                           lr=args.decoder_lr, warmup=50, batch=args.decoder_batch):
         with torch.no_grad():  # the latents the U-Net sees in training: the posterior, sampled
             post = vae.encode(x).latent_dist
             z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
