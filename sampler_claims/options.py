@@ -297,7 +297,7 @@ def resolve(
         raise SettingsError(f"--seed-base must be between 0 and 2**31, got {seed_base}; try --seed-base 1000")
     if timing_rounds < 2:
         raise SettingsError(f"--timing-rounds must be at least 2 (one round has no interval), got {timing_rounds}; "
-                            "try --timing-rounds 4")
+                            "try --timing-rounds 3")
     dev = resolve_device(device, worker)
     dtype_name = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
