@@ -82,7 +82,9 @@ def test_sweet_spot(claim, engine, roster, quality_claim):
                 ["steps", "mean SSIM to 20 steps", "95% interval", f"needs ≥ {claim.t('indistinct_min_ssim')}"],
                 [[s, round(iv.mean, 4), f"[{iv.low:.4f}, {iv.high:.4f}]", claim.t("indistinct_min_ssim")]
                  for s, iv in ((s, t_interval(v)) for s, v in to_20.items())])
-    claim.key(f"SSIM to 20 steps from 50-200: {min(np.mean(v) for v in to_20.values()):.3f}; SSIM of 20 to "
+    gaps = "" if scores is None else f"{q.metric} below {top} steps: " + ", ".join(
+        f"{s} steps {np.mean(scores[top]) - np.mean(scores[s]):+.3f}" for s in grid if s <= 20) + "; "
+    claim.key(f"{gaps}SSIM to 20 steps from 50-200: {min(np.mean(v) for v in to_20.values()):.3f}; SSIM of 20 to "
               f"converged {np.mean(ssim_ref[20]):.3f}")
     q.decide(rule, {k: k for k in ("garbled_margin", "recognizable_margin", "good_margin")})
 
