@@ -7,6 +7,7 @@ import pytest
 
 from sampler_claims import options, paths
 from sampler_claims.options import SettingsError, resolve
+from sampler_claims.timing import timing_plan
 
 
 @pytest.fixture(autouse=True)
@@ -140,4 +141,5 @@ def test_help_shows_the_claims_group_with_defaults(pytester: pytest.Pytester) ->
                 "--seed-base=N", "--timing-rounds=N"):
         assert opt in out
     flat = " ".join(out.split())  # argparse wraps help lines
-    assert "(default: 32)" in flat and "(default: reports/index.html)" in flat and "(default: 4)" in flat
+    rounds = timing_plan()["rounds"]  # the registry's, not a copy
+    assert "(default: 32)" in flat and "(default: reports/index.html)" in flat and f"(default: {rounds})" in flat
