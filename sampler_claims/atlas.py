@@ -17,7 +17,7 @@ import numpy as np
 from .engine import Engine, Request
 from .metrics import ssim
 from .quality import Quality, Roster
-from .schedulers import LABELS, STOCHASTIC, SchedulerSpec, make_scheduler, short_name
+from .schedulers import LABELS, STOCHASTIC, SchedulerSpec, compatible_names, make_scheduler
 
 @dataclass
 class AtlasPoint:
@@ -60,8 +60,7 @@ class Atlas:
 
 def compatible(engine: Engine) -> list[str]:
     """Short names of the schedulers the pipeline lists as compatible (its stock scheduler's compatibles)."""
-    names = [short_name(c) or c.__name__ for c in engine.pipe.scheduler.compatibles]
-    return sorted(set(names), key=names.index)
+    return compatible_names(engine.pipe.scheduler)
 
 
 def steps_for(engine: Engine, spec: SchedulerSpec, prompt: str, seed: int, calls: int) -> int:

@@ -169,11 +169,10 @@ def compatible_names(model_source: str) -> list[str]:
     """Short names of the stock scheduler's compatibles, as steps-are-calls runs them (sampler_claims.atlas)."""
     import diffusers
 
-    from .schedulers import short_name
+    from .schedulers import compatible_names as names_of
 
     stock = getattr(diffusers, stock_scheduler_config(model_source).get("_class_name", "PNDMScheduler"))
-    names = [short_name(c) or c.__name__ for c in stock().compatibles]
-    return sorted(set(names), key=names.index)
+    return names_of(stock())
 
 
 # ------------------------------------------------------------------------------------ counting

@@ -103,6 +103,13 @@ def short_name(cls: type) -> str | None:
     return None
 
 
+def compatible_names(scheduler: Any) -> list[str]:
+    """Short names (class names for schedulers this suite does not know) of a scheduler's `compatibles`, in
+    diffusers' order, each once: what the atlas and steps-are-calls run, and what the cost plan counts."""
+    names = [short_name(c) or c.__name__ for c in scheduler.compatibles]
+    return sorted(set(names), key=names.index)
+
+
 @dataclass(frozen=True)
 class SchedulerSpec:
     """A scheduler by short name with explicit config overrides; hashable, so it can key the cache."""
