@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -170,7 +170,7 @@ class Engine:
         #: The stock scheduler config, captured before any swap: every scheduler is made from it.
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
-        self.stats = {"hits": 0, "misses": 0, "uncached": 0}
+        self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -193,12 +193,24 @@ class Engine:
         generators: list[torch.Generator] | None = None,
         callback: Callable[[Any, int, Any, dict], dict] | None = None,
     ) -> Generation:
-        """Run (or fetch) one batched generation. Explicit generators or callbacks bypass the cache."""
+        """Run (or fetch) one batched generation. Explicit generators or callbacks bypass the cache.
+
+        A request whose first seeds (and prompts) are a cached request's reuses that generation and runs only
+        the seeds after it, joined as chunks are: a claim on a longer roster (registry.DDPM_SEEDS) shares the
+        shorter roster's images instead of computing them again."""
         bypass = not cached or generators is not None or callback is not None
         key = (self.model_key, request)
         if not bypass and key in self._cache:
             self.stats["hits"] += 1
             return self._cache[key]
+        prefix = None if bypass else self._cached_prefix(request)
+        if prefix is not None:
+            k = len(prefix.request.seeds)
+            rest = self.generate(replace(request, seeds=request.seeds[k:], prompt=_tail(request.prompt, k)))
+            self.stats["extended"] += 1
+            result = join(request, [prefix, rest], prefix.scheduler_config, prefix.timesteps)
+            self._cache[key] = result
+            return result
         result = self._run(request, generators=generators, callback=callback)
         if bypass:
             self.stats["uncached"] += 1
@@ -206,6 +218,22 @@ class Engine:
             self.stats["misses"] += 1
             self._cache[key] = result
         return result
+
+    def _cached_prefix(self, request: Request) -> Generation | None:
+        """The cached generation with the most seeds whose request is this one's first seeds and prompts, same in
+        everything else. None where z_T comes from one generator for the whole batch (latents_seed): there a
+        shorter batch draws other latents."""
+        if request.latents_seed is not None:
+            return None
+        best = None
+        for (model, req), gen in self._cache.items():
+            k = len(req.seeds)
+            if (model == self.model_key and k < len(request.seeds) and req.seeds == request.seeds[:k]
+                    and req.prompts == request.prompts[:k]
+                    and replace(req, seeds=request.seeds, prompt=request.prompt) == request
+                    and (best is None or k > len(best.request.seeds))):
+                best = gen
+        return best
 
     def _run(self, req: Request, *, generators: list[torch.Generator] | None,
              callback: Callable[[Any, int, Any, dict], dict] | None) -> Generation:
@@ -365,6 +393,11 @@ class Engine:
         return to_uint8(np.asarray(image))
 
 
+def _tail(prompt: str | tuple[str, ...], k: int) -> str | tuple[str, ...]:
+    """The prompt of a request's seeds from the k-th on."""
+    return prompt if isinstance(prompt, str) else prompt[k:]
+
+
 def join(req: Request, parts: list[Generation], used_config: dict[str, Any], timesteps: list[int]) -> Generation:
     """Chunks joined into the generation one batch would have given: images, latents and captures concatenated
     along the batch, U-Net batch sizes summed call by call (each chunk makes the same calls), times summed."""
@@ -384,7 +417,8 @@ def join(req: Request, parts: list[Generation], used_config: dict[str, Any], tim
         captures = [torch.cat(step) for step in zip(*(p.intermediates for p in parts))]  # type: ignore[misc]
         x0s = [torch.cat(step) for step in zip(*(p.x0_previews for p in parts))]  # type: ignore[misc]
     batch_sizes = [sum(b) for b in zip(*(p.unet_batch_sizes for p in parts))]
-    peaks = [p.extra.get("peak_bytes") for p in parts if p.extra.get("peak_bytes") is not None]
+    peaks = [p.extra.get("peak_bytes", p.extra.get("peak_gpu_bytes")) for p in parts]
+    peaks = [b for b in peaks if b is not None]
     return Generation(
         request=req, images=images, latents=cat([p.latents for p in parts]), unet_batch_sizes=batch_sizes,
         seconds=sum(p.seconds for p in parts), scheduler_config=used_config, timesteps=timesteps,

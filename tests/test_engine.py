@@ -24,7 +24,7 @@ def test_identical_requests_are_computed_once(dummy_engine: Engine) -> None:
     start = time.perf_counter()
     b = dummy_engine.generate(req())
     elapsed = time.perf_counter() - start
-    assert b is a and dummy_engine.stats == {"hits": 1, "misses": 1, "uncached": 0}
+    assert b is a and dummy_engine.stats == {"hits": 1, "misses": 1, "uncached": 0, "extended": 0}
     assert elapsed < 1e-3, f"a cached repeat took {elapsed * 1e3:.3f} ms"
 
 
@@ -42,6 +42,27 @@ def test_scheduler_overrides_are_part_of_the_key(dummy_engine: Engine) -> None:
     b = dummy_engine.generate(Request(SchedulerSpec.of("ddpm", timestep_spacing="trailing"), 4, (1,), PROMPT))
     assert a is not b and b.scheduler_config["timestep_spacing"] == "trailing"
     assert a.scheduler_config["timestep_spacing"] == "leading"
+
+
+def test_a_longer_roster_reuses_the_cached_first_seeds(dummy_engine: Engine) -> None:
+    """A request that extends a cached one by more seeds runs only the new seeds, and joins them as a chunked
+    generation joins its chunks: the result is the one-batch generation."""
+    short = dummy_engine.generate(req(seeds=(1, 2), capture=True))
+    longer = dummy_engine.generate(req(seeds=(1, 2, 3), capture=True))
+    whole = dummy_engine.generate(req(seeds=(1, 2, 3), capture=True), cached=False)
+    assert dummy_engine.stats["extended"] == 1 and dummy_engine.stats["misses"] == 2  # (1, 2), then (3,)
+    assert np.array_equal(longer.images[:2], short.images)
+    np.testing.assert_allclose(longer.latents, whole.latents, atol=1e-5)
+    assert longer.unet_batch_sizes == whole.unet_batch_sizes
+    assert [t.shape for t in longer.intermediates] == [t.shape for t in whole.intermediates]
+    assert dummy_engine.generate(req(seeds=(1, 2, 3), capture=True)) is longer
+
+
+def test_a_shared_z_t_is_never_extended(dummy_engine: Engine) -> None:
+    """With latents_seed one generator draws the whole batch's z_T, so a shorter batch is not a prefix."""
+    dummy_engine.generate(req(seeds=(1, 2), latents_seed=7))
+    dummy_engine.generate(req(seeds=(1, 2, 3), latents_seed=7))
+    assert dummy_engine.stats["extended"] == 0 and dummy_engine.stats["misses"] == 2
 
 
 def test_timing_runs_bypass_the_cache(dummy_engine: Engine) -> None:
