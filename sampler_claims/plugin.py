@@ -23,6 +23,7 @@ from .quality import QUALITY_MODES, Quality, Roster
 from .quality_claim import QualityClaim
 from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
 from .session import SESSION_KEY, ClaimsSession
+from .threads import generation_threads, xdist_workers
 from .timing import Rounds, session_rounds, timing_plan
 
 
@@ -88,8 +89,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "report say so and name the claims the power calculation expects to leave inconclusive "
                          "(default: no budget)")
     group.addoption("--threads", action="store", default=None, type=options.positive_int, metavar="N",
-                    help="torch CPU threads (default: 1 on the CPU, torch's own choice elsewhere): on a shared "
-                         "2-core machine 2 threads made step times vary up to 50x (spin-waits under contention)")
+                    help="torch CPU threads for the generations (default on the CPU: the cores this process may "
+                         "use, shared among xdist workers; torch's own choice elsewhere). The timing rounds always "
+                         "run on one thread: beside a busy neighbour two threads made step times vary up to 50x")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,7 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "(or pass --seeds N with -n)")
     threads = config.getoption("--threads", default=None)
     if threads is not None or settings.device == "cpu":
-        torch.set_num_threads(threads or 1)
+        torch.set_num_threads(generation_threads(threads, xdist_workers()))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -21,6 +21,7 @@ from .options import Settings
 from .quality import Quality, Roster
 from .registry import Control, Run
 from .results import Results
+from .threads import TIMING_THREADS
 from .verdict import Separation
 
 
@@ -148,6 +149,7 @@ class ClaimsSession:
             "gpu": torch.cuda.get_device_name(0) if s.device.startswith("cuda") else None,
             "offload": s.offload, "size": self._model.size if self._model else s.size, "max_batch": s.max_batch,
             "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
+            "timing_threads": TIMING_THREADS if s.device == "cpu" else torch.get_num_threads(),
             "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.time() - self.started, 2),
         }

@@ -39,6 +39,7 @@ from scipy import stats as scipy_stats
 
 from .engine import Engine, Request
 from .schedulers import DPM, LESSON_SAMPLERS
+from .threads import for_timing
 
 #: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
 NO_GUIDANCE = 1.0
@@ -128,6 +129,8 @@ class Rounds:
     calibration_s: dict[str, float] = field(default_factory=dict)
     #: Wall seconds the whole measurement took: warm-up, calibration and rounds (what the run pays for timing).
     elapsed_s: float = 0.0
+    #: torch CPU threads the rounds ran on (sampler_claims.threads: one on the CPU).
+    threads: int | None = None
 
     @property
     def rounds(self) -> int:
@@ -145,6 +148,7 @@ class Rounds:
     def as_dict(self) -> dict[str, Any]:
         return {"device": self.device, "deciding_clock": self.clock, "rounds": self.rounds,
                 "statistic": self.statistic, "min_time_s": self.min_time_s, "elapsed_s": round(self.elapsed_s, 2),
+                "threads": self.threads,
                 "repetitions": {n: self.reps.get(n, 1) for n in self.names},
                 "wall_s": {k: [round(x, 5) for x in v] for k, v in self.wall.items()},
                 "cpu_s": {k: [round(x, 5) for x in v] for k, v in self.cpu.items()},
@@ -216,17 +220,19 @@ def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, 
         def driver(fn: Callable[[], None], n: int) -> None:
             benchmark.pedantic(fn, rounds=n, iterations=1, warmup_rounds=0)
 
-        result = run_rounds(engine, configs, rounds, driver, min_time=plan["min_time_s"],
-                            statistic=plan["statistic"])
-        if len(result.order) < rounds:  # --benchmark-disable runs the function once: finish the rounds
-            started = time.perf_counter()
-            for _ in range(rounds - len(result.order)):
-                _one_round(engine, configs, result)
-            result.elapsed_s += time.perf_counter() - started
+        with for_timing(engine.device) as threads:  # one thread: stable beside a busy neighbour
+            result = run_rounds(engine, configs, rounds, driver, min_time=plan["min_time_s"],
+                                statistic=plan["statistic"])
+            if len(result.order) < rounds:  # --benchmark-disable runs the function once: finish the rounds
+                started = time.perf_counter()
+                for _ in range(rounds - len(result.order)):
+                    _one_round(engine, configs, result)
+                result.elapsed_s += time.perf_counter() - started
+        result.threads = threads
         per_round = result.cpu if result.clock == "cpu" else result.wall
         benchmark.extra_info.update({
             "configs": list(configs), "deciding_clock": result.clock, "statistic": result.statistic,
-            "min_time_s": result.min_time_s, "elapsed_s": round(result.elapsed_s, 2),
+            "min_time_s": result.min_time_s, "elapsed_s": round(result.elapsed_s, 2), "threads": result.threads,
             "repetitions": {n: result.reps.get(n, 1) for n in configs},
             "calibration_s": {n: round(v, 5) for n, v in result.calibration_s.items()},
             "per_round_s": {n: [round(x, 5) for x in v] for n, v in per_round.items()},

@@ -1,0 +1,52 @@
+"""How many CPU threads torch uses: the cores this process may use for the generations, one for the timing rounds.
+
+Why both: on the 2-core machine this suite is built on, with nothing else running, two threads make the embedded
+model's U-Net 1.15x (one seed per call) to 1.6x (32 seeds) faster than one, and a serial `pytest claims/` went from
+322 s to 239 s with identical scores. Timing is another matter: with a neighbour on the other core, two threads
+wait for each other and one call can take many times the next (step times varied up to 50x), so the timing rounds
+run on one thread, the setting every timing pilot in the registry was measured at. Under xdist the cores are
+shared among the workers. Beside a busy neighbour the generations are slower on two threads too (2.2x as long as
+on one, OpenMP's waiting threads spin): there `--threads 1` is the faster choice. Passive waiting
+(OMP_WAIT_POLICY=PASSIVE) was measured and not taken: beside a neighbour it costs 1.2x instead of 2.2x, but on a
+quiet machine it makes calls of a few seeds three times slower than one thread.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+#: Threads of the timing rounds on the CPU.
+TIMING_THREADS = 1
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def generation_threads(requested: int | None, workers: int = 1) -> int:
+    """--threads N, else this process's share of the cores (at least one)."""
+    return requested or max(1, cores() // max(workers, 1))
+
+
+def xdist_workers() -> int:
+    """The number of xdist workers this process is one of (1 outside xdist)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+
+
+@contextmanager
+def for_timing(device: str) -> Iterator[int]:
+    """Run the block on TIMING_THREADS torch threads on the CPU (elsewhere unchanged); restore after."""
+    before = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(TIMING_THREADS)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
