@@ -103,15 +103,15 @@ def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
 
 # ------------------------------------------------------------------------------------ comparable-quality
 @pytest.mark.claim("comparable-quality")
-def test_comparable_quality(claim, engine, roster, quality_claim):
+def test_comparable_quality(claim, engine, claim_roster, quality_claim):
     q = quality_claim
-    gens = exercise1_batch(engine, roster)
-    n = len(roster)
+    gens = exercise1_batch(engine, claim_roster)
+    n = len(claim_roster)
     shown = min(SHOWN_SEEDS, n)
     margin = q.margin("comparable_margin")
     side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, shown)
     claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [q.bad.image(k) for k in range(shown)],
-                 [f"DPM-Solver@5, seed {roster.seeds[k]}" for k in range(shown)])
+                 [f"DPM-Solver@5, seed {claim_roster.seeds[k]}" for k in range(shown)])
 
     def rule(judge):
         return comparable_quality({LABELS[k]: judge.scores(g) for k, g in gens.items()}, judge.control,
@@ -138,11 +138,11 @@ def test_comparable_quality(claim, engine, roster, quality_claim):
 
 # ------------------------------------------------------------------------------------ different-paths
 @pytest.mark.claim("different-paths")
-def test_different_paths(claim, engine, roster):
-    gens = exercise1_batch(engine, roster)
-    paths = measure_paths({n: g.images for n, g in gens.items()}, roster.seeds)
+def test_different_paths(claim, engine, claim_roster):
+    gens = exercise1_batch(engine, claim_roster)
+    paths = measure_paths({n: g.images for n, g in gens.items()}, claim_roster.seeds)
     claim.metric(paths=paths, ode_margin_per_seed=ode_margin_per_seed(paths))
-    claim.table(f"SSIM between samplers on the same seed ({len(roster)} seeds)", ["pair", "mean SSIM", "min", "max"],
+    claim.table(f"SSIM between samplers on the same seed ({len(claim_roster)} seeds)", ["pair", "mean SSIM", "min", "max"],
                 [[f"{LABELS[a]} vs {LABELS[b]}", round(paths.mean(pair_key(a, b)), 4),
                   round(min(paths.ssim[pair_key(a, b)]), 4), round(max(paths.ssim[pair_key(a, b)]), 4)]
                  for a, b in PAIRS])

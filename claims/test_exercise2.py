@@ -163,13 +163,13 @@ def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
 
 # ------------------------------------------------------------------------------------ ddpm-50-step-count
 @pytest.mark.claim("ddpm-50-step-count")
-def test_ddpm_50_step_count(claim, engine, roster, quality_claim):
+def test_ddpm_50_step_count(claim, engine, claim_roster, quality_claim):
     q = quality_claim
-    gens = {name: engine.generate(roster.request(spec, steps)) for name, (spec, steps) in STEP_COUNT_CONFIGS.items()}
+    gens = {name: engine.generate(claim_roster.request(spec, steps)) for name, (spec, steps) in STEP_COUNT_CONFIGS.items()}
     margin = q.margin("comparable_margin")
-    shown = min(3, len(roster))
+    shown = min(3, len(claim_roster))
     claim.images(f"Same seeds: {', '.join(gens)}", [g.image(k) for k in range(shown) for g in gens.values()],
-                 [f"{n}, seed {roster.seeds[k]}" for k in range(shown) for n in gens])
+                 [f"{n}, seed {claim_roster.seeds[k]}" for k in range(shown) for n in gens])
 
     def rule(judge):
         return ddpm_50_step_count({n: judge.scores(g) for n, g in gens.items()}, judge.control,
@@ -180,9 +180,9 @@ def test_ddpm_50_step_count(claim, engine, roster, quality_claim):
     scores = {name: q.scores(g) for name, g in gens.items()}
     means = {n: sum(v) / len(v) for n, v in scores.items()}
     rates = match_rates(q.quality, gens)
-    claim.metric(seeds=len(roster), scores=scores, mean_score=means, control=q.control, metric=q.metric,
+    claim.metric(seeds=len(claim_roster), scores=scores, mean_score=means, control=q.control, metric=q.metric,
                  margin=margin, match_rate=rates)
-    claim.table(f"Mean {q.metric} over {len(roster)} seeds", ["sampler", "mean score", "match rate"],
+    claim.table(f"Mean {q.metric} over {len(claim_roster)} seeds", ["sampler", "mean score", "match rate"],
                 [[n, round(means[n], 4), "n/a" if rates is None else round(rates[n], 3)] for n in gens])
     claim.key(" / ".join(f"{n} {m:.3f}" for n, m in means.items()))
     q.decide(rule, {"comparable": "comparable_margin"})

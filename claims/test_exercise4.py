@@ -128,15 +128,15 @@ def test_coarse_to_fine(claim, engine, roster, traces):
 
 # ----------------------------------------------------------------------------------------- ddpm-10-worse
 @pytest.mark.claim("ddpm-10-worse")
-def test_ddpm_10_worse(claim, engine, roster, quality_claim):
+def test_ddpm_10_worse(claim, engine, claim_roster, quality_claim):
     q = quality_claim
-    gens = roster_runs(engine, roster)
-    shown = min(SHOWN_SEEDS, len(roster))
+    gens = roster_runs(engine, claim_roster)
+    shown = min(SHOWN_SEEDS, len(claim_roster))
     margin = q.margin("much_worse_margin")
     rows = {"DDIM@10": gens["DDIM"], "DDPM@10": gens["DDPM"], "DPM-Solver@5 (control)": q.bad}
     claim.images("Finals: DDIM@10 (top), DDPM@10 (middle), control DPM-Solver@5 (bottom)",
                  [g.image(i) for g in rows.values() for i in range(shown)],
-                 [f"{n}, seed {roster.seeds[i]}" for n in rows for i in range(shown)])
+                 [f"{n}, seed {claim_roster.seeds[i]}" for n in rows for i in range(shown)])
 
     def rule(judge):
         if judge.control is None:
@@ -148,7 +148,7 @@ def test_ddpm_10_worse(claim, engine, roster, quality_claim):
     s = {n: q.scores(g) for n, g in rows.items()}
     m = match_rates(q.quality, rows)
     gap = t_interval([a - b for a, b in zip(s["DDIM@10"], s["DDPM@10"])])
-    claim.metric(seeds=len(roster), mean_score={n: float(np.mean(v)) for n, v in s.items()}, match_rate=m,
+    claim.metric(seeds=len(claim_roster), mean_score={n: float(np.mean(v)) for n, v in s.items()}, match_rate=m,
                  gap=gap, control=q.control, metric=q.metric, margin=margin)
     claim.table("Finals", ["sampler", f"mean {q.metric}", "match rate"],
                 [[n, round(float(np.mean(s[n])), 4), "n/a" if m is None else round(m[n], 3)] for n in rows])
@@ -159,17 +159,17 @@ def test_ddpm_10_worse(claim, engine, roster, quality_claim):
 
 # ----------------------------------------------------------------------------------------- ddpm-intermediates-noisier
 @pytest.mark.claim("ddpm-intermediates-noisier")
-def test_ddpm_intermediates_noisier(claim, engine, roster):
-    gens = roster_runs(engine, roster)
+def test_ddpm_intermediates_noisier(claim, engine, claim_roster):
+    gens = roster_runs(engine, claim_roster)
     ddim, ddpm = decoded_batch(engine, gens["DDIM"]), decoded_batch(engine, gens["DDPM"])
     steps = late_steps(STEPS)
     m = measure_late_steps(ddim, ddpm, gens["DDIM"].images, gens["DDPM"].images, steps)
     control = noise_control(ddim[0], gens["DDIM"].images)
     noise, coh = t_interval(m.noise_gap), t_interval(m.coherence_gap)
     claim.metric(late=m, control=control)
-    shown = min(2, len(roster))
+    shown = min(2, len(claim_roster))
     for k in range(shown):
-        claim.images(f"Seed {roster.seeds[k]}: DDIM@10 (top) and DDPM@10 (bottom) decoded z_t after each step",
+        claim.images(f"Seed {claim_roster.seeds[k]}: DDIM@10 (top) and DDPM@10 (bottom) decoded z_t after each step",
                      [ddim[i, k] for i in range(STEPS)] + [ddpm[i, k] for i in range(STEPS)],
                      [f"DDIM step {i + 1}" for i in range(STEPS)] + [f"DDPM step {i + 1}" for i in range(STEPS)])
     claim.key(f"steps {steps[0]}-{steps[-1]}: noise DDPM − DDIM {noise.mean:+.2f} [{noise.low:+.2f}, {noise.high:+.2f}]"

@@ -121,7 +121,7 @@ def settle(claim: dict[str, Any]) -> str:
     if need:
         if claim.get("kind") == "timing":
             return f"about {need} interleaved timing rounds at the spread measured here (`--timing-rounds {need}`)"
-        return f"about {need} seeds at the spread measured here (`--seeds {need}`)"
+        return f"about {need} seeds at the spread measured here (`--seeds {claim.get('settle_with') or need}`)"
     reason = _one_line(claim.get("reason", ""))
     if "no number of" in reason:
         return ("no number of seeds at this spread (the measured value sits on the margin): a model or metric with "

@@ -105,8 +105,9 @@ def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
 
 
 def sentence(verdict: str, reason: str, numbers: dict[str, Any] | None = None, *, seeds_needed: int | None = None,
-             kind: str = "exact", key: str = "") -> str:
-    """The plain sentence of one verdict (see the module docstring)."""
+             kind: str = "exact", key: str = "", settle_with: int | None = None) -> str:
+    """The plain sentence of one verdict (see the module docstring). `settle_with` is the option value that gives
+    `seeds_needed` (default: the same number)."""
     numbers = numbers or {}
     lead = LEAD.get(verdict, verdict.capitalize())
     if verdict in (SKIPPED, "not run"):
@@ -128,7 +129,7 @@ def sentence(verdict: str, reason: str, numbers: dict[str, Any] | None = None, *
         text += f" (and {more} more like {'it' if more == 1 else 'them'})"
     if verdict == INCONCLUSIVE and seeds_needed:
         unit = ("interleaved timing rounds", "--timing-rounds") if kind == "timing" else ("seeds", "--seeds")
-        text += f"; about {seeds_needed} {unit[0]} would settle it ({unit[1]} {seeds_needed})"
+        text += f"; about {seeds_needed} {unit[0]} would settle it ({unit[1]} {settle_with or seeds_needed})"
     elif verdict == INCONCLUSIVE and not numbers and reason:
         text = f"{lead}: {_clause(reason)}"
     return text.rstrip(".") + "."
@@ -142,4 +143,4 @@ def for_record(rec: Any) -> str:
     d = rec.decision
     return sentence(verdict, reason, d.numbers if d is not None and d.verdict == verdict else {},
                     seeds_needed=d.seeds_needed if d is not None else None, kind=rec.claim.kind,
-                    key=str(rec.metrics.get("key", "")))
+                    key=str(rec.metrics.get("key", "")), settle_with=rec.settle_with)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,9 @@ from . import paths, registry
 #: Seeds the power calculation (registry.SEEDS_POWER) needs for an equivalence to be decided with 80% power:
 #: paired differences between deterministic samplers (sd 0.058) and pairs with stochastic DDPM (sd 0.22).
 POWER_SEEDS = {kind: registry.power_seeds(kind) for kind in registry.SEEDS_PILOT}
-#: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs).
-DDPM_PAIRED = {"comparable-quality", "ddpm-50-step-count", "different-paths", "ddpm-10-worse",
-               "ddpm-intermediates-noisier"}
+#: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs):
+#: those that run on registry.DDPM_SEEDS times the roster.
+DDPM_PAIRED = {cid for cid, c in registry.CLAIMS.items() if "ddpm_seeds" in c.thresholds}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Gen:
     def n_images(self, seeds: int) -> int:
         if self.images == "roster":
             return seeds
+        if isinstance(self.images, str) and self.images.startswith("roster x "):  # a claim's longer roster
+            return seeds * int(self.images.removeprefix("roster x "))
         if isinstance(self.images, str) and self.images.startswith("pairs x "):  # per pair of roster seeds
             return (seeds // 2) * int(self.images.removeprefix("pairs x "))
         return int(self.images)
@@ -150,6 +152,8 @@ def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool, model_source
                                                 "lms") for n in (5, 10, 20, 50)] if atlas else [],
     }
     gens = list(table.get(cid, []))
+    if cid in DDPM_PAIRED:  # the claim's own generations on its longer roster; the control stays on the roster
+        gens = [replace(g, images=f"roster x {c.t('ddpm_seeds')}") if g.images == "roster" else g for g in gens]
     if c.needs_trained_model and (cid != "default-on-front" or atlas):
         gens += _control(c, quality)
     return gens
@@ -348,6 +352,9 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
     rounds, min_time = timing_settings(rounds)
     plan = Plan(seeds, calibration=calibration, timing_min_s=min_time)
     seen: set[Gen] = set()
+    #: Images already planned per roster generation (any roster length): a longer roster of the same
+    #: configuration costs only its extra seeds (the engine reuses the cached first ones).
+    on_roster: dict[Gen, int] = {}
     wanted = set(claim_ids)
     for cid, claim in registry.CLAIMS.items():
         if cid not in wanted:
@@ -366,6 +373,11 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
                 continue
             seen.add(key)  # type: ignore[arg-type]
             n = gen.n_images(seeds)
+            if gen.cached and isinstance(gen.images, str) and gen.images.startswith("roster"):
+                shared = replace(gen, images="roster")
+                n, on_roster[shared] = max(n - on_roster.get(shared, 0), 0), max(n, on_roster.get(shared, 0))
+                if not n:
+                    continue
             evals = n * calls_per_image(gen, stock) * (2 if gen.guidance > 1 else 1) * gen.times
             g.evaluations += evals
             g.images += n * gen.times
@@ -393,15 +405,16 @@ def budget_seeds(fits: Any, requested: int) -> int | None:
 
 
 def likely_inconclusive(claim_ids: Iterable[str], seeds: int) -> dict[str, int]:
-    """Statistical claims the power calculation says `seeds` will likely leave undecided: id -> seeds needed."""
+    """Statistical claims the power calculation says `seeds` will likely leave undecided: id -> the --seeds that
+    would give them the seeds it needs (a claim on a longer roster, registry.DDPM_SEEDS, needs a smaller one)."""
     out = {}
     for cid in claim_ids:
         c = registry.get(cid)
         if c.kind != "statistical":
             continue
         need = POWER_SEEDS["ddpm" if cid in DDPM_PAIRED else "deterministic"]
-        if seeds < need:
-            out[cid] = need
+        if registry.claim_seeds(c, seeds) < need:
+            out[cid] = registry.seeds_option(c, need)
     return out
 
 

@@ -224,7 +224,7 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items
             lines.append(f"claims budget: {b['minutes']:g} min fits the {b['seeds']} seeds asked for "
                          f"(planned {b['planned']})")
         for cid, need in b["likely_inconclusive"].items():
-            lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants {need} seeds")
+            lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants --seeds {need}")
     if config.getoption("--claims-plan", default=False):
         lines.append("claims plan: --claims-plan: nothing generated; run without it to measure")
     return lines
@@ -273,6 +273,15 @@ def prompts(settings: Settings) -> Prompts:
 def roster(prompts: Prompts, settings: Settings) -> Roster:
     """The --seeds prompt-seed pairs every statistical claim shares (so their generations are shared)."""
     texts, seeds = prompts.roster("exercise1", settings.seeds)
+    return Roster(texts, seeds)
+
+
+@pytest.fixture
+def claim_roster(claim: ClaimRecorder, prompts: Prompts, settings: Settings) -> Roster:
+    """The roster this claim's registry entry asks for: the --seeds roster, or for a claim that pairs with DDPM
+    registry.DDPM_SEEDS times it. Its first --seeds pairs are the shared roster's, so the engine generates only
+    the rest again."""
+    texts, seeds = prompts.roster("exercise1", registry.claim_seeds(claim.claim, settings.seeds))
     return Roster(texts, seeds)
 
 

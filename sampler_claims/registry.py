@@ -157,9 +157,31 @@ CONVERGENCE = {"convergence_reference": CONVERGENCE_REFERENCE, "converged_ratio"
 #: barely helps). The seeds each kind of pair needs follow from these (power_seeds): at the current margin
 #: about a dozen for deterministic pairs and over a hundred for pairs with DDPM (DDPM@1000 over that many seeds
 #: is ~10 min on one CPU thread). The default, 32 seeds, decides the deterministic comparisons with margin to
-#: spare; the comparisons with DDPM are left inconclusive on the embedded model unless the gap is large, and the
-#: report names the seeds that would decide them (--seeds N). A GPU run can afford those seeds.
+#: spare; the claims that pair with DDPM run on DDPM_SEEDS times the roster (below), and where one is still left
+#: inconclusive the report names the --seeds that would decide it. A GPU run can afford more.
 SEEDS_PILOT: dict[str, tuple[float, float]] = {"deterministic": (0.058, 0.01), "ddpm": (0.22, 0.0)}
+
+#: The claims whose deciding comparison pairs a sampler with stochastic DDPM run on a roster this many times
+#: --seeds (the first --seeds pairs are the shared roster, so only the rest is generated again). Pairing by seed
+#: cannot absorb DDPM's independent per-step noise: a DDPM image that fails lands on one seed at random, and a
+#: failed image costs far more of the score than the spread between good ones, so these differences are
+#: heavy-tailed and need more seeds than the normal power formula above says. Sized by resampling held-out
+#: pairs, not the roster: the embedded model's 128 held-out prompt-seed pairs (fixtures/tiny-shapes/quality.json,
+#: DDPM@1000, DDIM@50 and DPM-Solver@20 per pair) drawn 4,000 times at n seeds decide comparable-quality (all
+#: three paired differences inside or one outside the comparable margin) in 78.6% of draws at 32, 95.0% at 48,
+#: 98.8% at 64 (tests/test_registry_runs.py keeps it so). The target is 95%: 1.5x sits on its edge, so 2x.
+DDPM_SEEDS = Threshold(2, "pairs with stochastic DDPM run on 2x the --seeds roster: resampled from 128 held-out "
+                          "pairs, 32 seeds decide comparable-quality in 79% of draws, 64 in 99% (registry)")
+
+
+def claim_seeds(claim: "Claim", seeds: int) -> int:
+    """The roster a statistical claim runs on: --seeds, or DDPM_SEEDS times it for a claim that pairs with DDPM."""
+    return seeds * (claim.t("ddpm_seeds", int) if "ddpm_seeds" in claim.thresholds else 1)
+
+
+def seeds_option(claim: "Claim", needed: int) -> int:
+    """The --seeds value that gives a claim `needed` seeds (a claim on DDPM_SEEDS x the roster needs fewer)."""
+    return math.ceil(needed / (claim_seeds(claim, 1)))
 
 
 def power_seeds(kind: str) -> int:
@@ -307,7 +329,7 @@ def _claims() -> list[Claim]:
                       "this one at least one of them is measurably worse, so compare them on your model before "
                       "choosing by speed.",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, **QUALITY, **CONVERGENCE},
+            thresholds={"comparable_margin": COMPARABLE, "ddpm_seeds": DDPM_SEEDS, **QUALITY, **CONVERGENCE},
         ),
         Claim(
             "different-paths", "Exercise 1",
@@ -319,6 +341,7 @@ def _claims() -> list[Claim]:
                       "are not measurably closer to each other than to DDPM on this model.",
             group_override="roster-ddpm", kind="statistical",
             thresholds={
+                "ddpm_seeds": DDPM_SEEDS,
                 "max_identity_ssim": T(0.999, "SSIM at or above this counts as the same image"),
                 "ordering_margin": T(0.0, "'follow different paths' as an ordering: the ODE samplers land closer "
                                           "to each other than either does to stochastic DDPM, by any amount "
@@ -458,7 +481,7 @@ def _claims() -> list[Claim]:
                       "scores measurably higher than stochastic DDPM (the DDIM paper's Table 1 agrees: eta=0 "
                       "FID 4.67, eta=1 8.01 at 50 steps).",
             group_override="roster-ddpm", kind="statistical", needs_trained_model=True,
-            thresholds={"comparable_margin": COMPARABLE, **QUALITY,
+            thresholds={"comparable_margin": COMPARABLE, "ddpm_seeds": DDPM_SEEDS, **QUALITY,
                         "step_effect_margin": T(0.0, "'lower quality' at 50 steps: any drop the interval can tell "
                                                      "from zero")},
         ),
@@ -566,7 +589,7 @@ def _claims() -> list[Claim]:
             corrected="DDPM at 10 steps is worse than DDIM at 10 steps, but not much worse on this model: the "
                       "gap is a fraction of the lesson's 'much worse'.",
             kind="statistical", needs_trained_model=True,
-            thresholds={"much_worse_margin": MUCH_WORSE, **QUALITY},
+            thresholds={"much_worse_margin": MUCH_WORSE, "ddpm_seeds": DDPM_SEEDS, **QUALITY},
             expected={"tiny": REFUTED},
             expected_why="embedded model: DDPM@10 is worse than DDIM@10 but not by the much-worse margin "
                          "(DDIM@10 - DDPM@10 +0.06 [+0.03, +0.09] against 0.174: about one wrong attribute in five "
@@ -615,11 +638,12 @@ def _claims() -> list[Claim]:
                                                "own final is 1 there by construction"),
                 "margin": T(0.0, "'noisier' and 'less coherent' as orderings: any difference the interval can "
                                  "tell from zero"),
+                "ddpm_seeds": DDPM_SEEDS,
             },
             expected={"tiny": REFUTED},
             expected_why="embedded model: DDPM@10's late intermediates are less coherent but not noisier than "
-                         "DDIM@10's (residual noise DDPM - DDIM -0.07 [-0.15, +0.01] at 32 seeds, below 0 on the "
-                         "previous model): refuted where it is decided, and never the other way",
+                         "DDIM@10's (residual noise DDPM - DDIM -0.06 [-0.12, -0.00] on 64 seeds; -0.36 [-0.59, "
+                         "-0.13] on the previous model)",
         ),
         # ---------------- Takeaways ----------------
         Claim(

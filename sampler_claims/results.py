@@ -67,6 +67,15 @@ class ClaimRecord:
         return "not run"
 
     @property
+    def settle_with(self) -> int | None:
+        """The --seeds (or --timing-rounds) value that gives the seeds (rounds) the verdict asks for: a claim on a
+        longer roster (registry.DDPM_SEEDS) gets them from a smaller --seeds."""
+        need = self.decision.seeds_needed if self.decision else None
+        if not need or self.claim.kind == "timing":
+            return need
+        return registry.seeds_option(self.claim, need)
+
+    @property
     def final_verdict(self) -> tuple[str, str]:
         """(verdict, reason), with a verdict supplied for claims whose tests broke or never ran."""
         if self.verdict is not None:
@@ -241,7 +250,8 @@ class Results:
                 "id": r.claim.id, "exercise": r.claim.exercise, "lesson": r.claim.lesson, "kind": r.claim.kind,
                 "verdict": verdict, "plain": plain.for_record(r), "reason": reason, "expected": r.expected,
                 "corrected": r.claim.corrected,
-                "seeds_needed": r.decision.seeds_needed if r.decision else None, "ran_on": r.ran_on,
+                "seeds_needed": r.decision.seeds_needed if r.decision else None, "settle_with": r.settle_with,
+                "ran_on": r.ran_on,
                 "metrics": r.metrics,
                 "thresholds": {k: {"value": _jsonable(t.value), "why": t.why} for k, t in r.claim.thresholds.items()},
                 "evidence": ev, "tests": r.tests, "outcome": r.outcome,

@@ -106,4 +106,6 @@ def test_a_claims_run_writes_the_errata_beside_the_report(pytester: pytest.Pytes
     check_errata(md, report.parent / "claims.json")
     text = md.read_text()
     assert "### `clone-needed`" in text and "10 distinct storages of 10 entries" in text
-    assert "`comparable-quality`" in _sections(text)[1] and "`--seeds 99`" in text
+    # comparable-quality runs on DDPM_SEEDS x --seeds: 99 seeds come from --seeds 50 at a factor of 2
+    assert "`comparable-quality`" in _sections(text)[1] and "about 99 seeds" in text
+    assert f"`--seeds {-(-99 // registry.DDPM_SEEDS.value)}`" in text

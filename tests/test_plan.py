@@ -35,6 +35,17 @@ def test_a_generation_shared_by_claims_is_counted_once() -> None:
     assert both.evaluations == one and set(both.groups) == {"roster-ddpm"}
 
 
+def test_a_claim_paired_with_ddpm_plans_its_longer_roster_and_only_the_extra_seeds() -> None:
+    """comparable-quality runs DDPM@1000, DDIM@50 and DPM-Solver@20 on DDPM_SEEDS x --seeds (its control, DPM-Solver
+    @200 and @5, on the roster); after sweet-spot (DPM-Solver@20 on the roster) only the extra seeds count again."""
+    f, seeds = registry.DDPM_SEEDS.value, 8
+    own = (1000 + 50 + 20) * 2 * seeds * f
+    control = (200 + 5) * 2 * seeds
+    assert planned(["comparable-quality"], seeds=seeds).evaluations == own + control
+    alone = planned(["sweet-spot"], seeds=seeds).evaluations
+    assert planned(["sweet-spot", "comparable-quality"], seeds=seeds).evaluations == alone + own - 20 * 2 * seeds
+
+
 def test_heun_counts_its_own_calls() -> None:
     """dpm-multi-point: single-seed DPM-Solver, DPM-Solver singlestep and Heun at 10 steps; Heun makes 2N-1."""
     assert planned(["dpm-multi-point"]).evaluations == (10 + 10 + 19) * 2
@@ -61,7 +72,9 @@ def test_budget_takes_the_largest_roster_that_fits_and_names_the_likely_inconclu
     assert plan.budget_seeds(lambda n: False, 32) is None
     few = plan.POWER_SEEDS["deterministic"] - 1  # fewer than either kind of pair needs
     lost = plan.likely_inconclusive(["comparable-quality", "sweet-spot", "speedup"], few)
-    assert lost == {"comparable-quality": plan.POWER_SEEDS["ddpm"], "sweet-spot": plan.POWER_SEEDS["deterministic"]}
+    factor = registry.DDPM_SEEDS.value  # comparable-quality runs on factor x --seeds
+    assert lost == {"comparable-quality": -(-plan.POWER_SEEDS["ddpm"] // factor),
+                    "sweet-spot": plan.POWER_SEEDS["deterministic"]}
     assert plan.POWER_SEEDS["ddpm"] > plan.POWER_SEEDS["deterministic"]
 
 

@@ -90,3 +90,45 @@ def test_an_unknown_threshold_name_lists_the_names_that_exist() -> None:
         registry.get("linear-time").t("step_count")
     with pytest.raises(TypeError, match="not a Control"):
         registry.get("linear-time").t("step_counts", Control)
+
+
+def test_the_claims_that_pair_with_ddpm_run_on_the_longer_roster() -> None:
+    """DDPM_SEEDS decides the roster of exactly the claims whose comparison pairs with stochastic DDPM; the
+    --seeds that settles one of them is the seeds it needs over the factor."""
+    factor = registry.DDPM_SEEDS.value
+    longer = {cid for cid, c in registry.CLAIMS.items() if registry.claim_seeds(c, 32) == 32 * factor}
+    assert longer == {"comparable-quality", "different-paths", "ddpm-50-step-count", "ddpm-10-worse",
+                      "ddpm-intermediates-noisier"}
+    assert registry.claim_seeds(registry.get("sweet-spot"), 32) == 32
+    assert registry.seeds_option(registry.get("comparable-quality"), 101) == -(-101 // factor)
+    assert registry.seeds_option(registry.get("sweet-spot"), 101) == 101
+
+
+def test_the_ddpm_roster_argument_holds_on_the_held_out_pairs() -> None:
+    """DDPM_SEEDS's argument, recomputed from the embedded model's held-out pairs (quality.json, never the roster):
+    at DDPM_SEEDS x 32 seeds, 4,000 resampled draws decide comparable-quality (each paired difference's 95% interval
+    inside the comparable margin, or one wholly outside it) at least 95% of the time; at 32 they do not."""
+    import json
+
+    import numpy as np
+    from scipy import stats
+
+    from sampler_claims import paths
+
+    configs = json.loads((paths.TINY_MODEL / "quality.json").read_text())["configs"]
+    s = {k: np.asarray(configs[k]["per_pair_score"]) for k in ("DDPM@1000 (trailing)", "DDIM@50",
+                                                                "DPMSolverMultistep@20")}
+    ddpm, ddim, dpm = s.values()
+    diffs = np.stack([ddpm - ddim, ddpm - dpm, ddim - dpm])
+    margin = registry.COMPARABLE.value
+    rng = np.random.default_rng(0)
+
+    def decided(n: int) -> float:
+        x = diffs[:, rng.integers(0, diffs.shape[1], size=(4000, n))]  # [3, draws, n]
+        mean, half = x.mean(-1), stats.t.ppf(0.975, n - 1) * x.std(-1, ddof=1) / np.sqrt(n)
+        inside = ((mean - half > -margin) & (mean + half < margin)).all(0)
+        outside = ((mean + half < -margin) | (mean - half > margin)).any(0)
+        return float((inside | outside).mean())
+
+    assert decided(32 * registry.DDPM_SEEDS.value) >= 0.95
+    assert decided(32) < 0.95
