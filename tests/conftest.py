@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from sampler_claims.engine import Engine
 from sampler_claims.models import dummy_pipeline
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """A test may pin torch to one thread for repeatable numbers; restore the count after it, so that the claims
+    run after tests/ in the same session (the README's test command) keep the threads the plugin chose."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 @pytest.fixture(scope="session")
 def dummy_pipe():

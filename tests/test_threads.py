@@ -1,6 +1,7 @@
 """CPU threads: the generations use this process's share of the cores, the timing rounds one thread."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sampler_claims import threads
@@ -32,3 +33,20 @@ def test_timing_runs_on_one_thread_on_the_cpu_and_restores_the_count() -> None:
             assert n == 2
     finally:
         torch.set_num_threads(before)
+
+
+
+_pinned: dict[str, int] = {}
+
+
+def test_a_test_that_pins_one_thread_does_not_leak_it_into_the_claims() -> None:
+    """tests/conftest.py restores the count after each test (the claims follow tests/ in one session); the next
+    test checks that it did."""
+    _pinned["before"] = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+
+def test_the_thread_count_is_back_after_a_pinning_test() -> None:
+    if "before" not in _pinned:
+        pytest.skip("runs after the pinning test, which ran in another process")
+    assert torch.get_num_threads() == _pinned["before"]
