@@ -28,7 +28,7 @@ from . import paths, registry
 POWER_SEEDS = {kind: registry.power_seeds(kind) for kind in registry.SEEDS_PILOT}
 #: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs):
 #: those that run on registry.DDPM_SEEDS times the roster.
-DDPM_PAIRED = {cid for cid, c in registry.CLAIMS.items() if "ddpm_seeds" in c.thresholds}
+DDPM_PAIRED = {cid for cid, c in registry.CLAIMS.items() if registry.claim_seeds(c, 1) > 1}
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,8 @@ def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool, model_source
     }
     gens = list(table.get(cid, []))
     if cid in DDPM_PAIRED:  # the claim's own generations on its longer roster; the control stays on the roster
-        gens = [replace(g, images=f"roster x {c.t('ddpm_seeds')}") if g.images == "roster" else g for g in gens]
+        gens = [replace(g, images=f"roster x {registry.claim_seeds(c, 1)}") if g.images == "roster" else g
+                for g in gens]
     if c.needs_trained_model and (cid != "default-on-front" or atlas):
         gens += _control(c, quality)
     return gens
