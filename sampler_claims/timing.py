@@ -35,7 +35,6 @@ from typing import Any
 
 import pytest
 from pytest_benchmark.stats import Stats
-from scipy import stats as scipy_stats
 
 from .engine import Engine, Request
 from .schedulers import DPM, LESSON_SAMPLERS
@@ -53,15 +52,6 @@ def timing_plan() -> dict[str, Any]:
     t = get("linear-time").t
     return {"rounds": t("timing_rounds", int), "min_time_s": float(t("min_time_s", float)),
             "statistic": t("round_statistic", str)}
-
-
-def rounds_needed(sd: float, half_width: float, most: int = 100) -> int:
-    """The fewest rounds whose 95% t-interval of a mean is at most `half_width` wide on each side, at a
-    per-round standard deviation `sd`: the smallest n >= 2 with t(0.975, n - 1) * sd / sqrt(n) <= half_width."""
-    for n in range(2, most + 1):
-        if scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) <= half_width:
-            return n
-    raise ValueError(f"no number of rounds up to {most} gets sd {sd:g} under +-{half_width:g}")
 
 
 def repetitions(seconds: float, min_time: float) -> int:

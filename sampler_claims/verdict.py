@@ -39,10 +39,19 @@ class Interval:
     n: int
     sd: float = 0.0
     what: str = ""
+    #: "log" when the interval was built on the log scale and shown back on the linear one (a time ratio): its
+    #: sd is then the spread of the logs, and a distance to an edge is measured between logs.
+    scale: str = "linear"
 
     def as_dict(self) -> dict[str, Any]:
         return {"mean": _r(self.mean), "ci95": [_r(self.low), _r(self.high)], "n": self.n, "sd": _r(self.sd),
-                **({"what": self.what} if self.what else {})}
+                **({"what": self.what} if self.what else {}), **({"sd_of": "log"} if self.scale == "log" else {})}
+
+    def distance(self, value: float) -> float:
+        """How far `value` lies from the mean, on the scale the sd is on."""
+        if self.scale == "log":
+            return abs(math.log(self.mean) - math.log(value))
+        return abs(self.mean - value)
 
     def __str__(self) -> str:
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}] (n={self.n})"
@@ -80,6 +89,16 @@ def wilson(successes: int, n: int, what: str = "") -> Interval:
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
     p = successes / n
     return Interval(p, float(ci.low), float(ci.high), n, math.sqrt(p * (1 - p)), what)
+
+
+def rounds_needed(sd: float, half_width: float, most: int = 100) -> int:
+    """The fewest rounds whose 95% t-interval of a mean is at most `half_width` wide on each side, at a
+    per-round standard deviation `sd`: the smallest n >= 2 with t(0.975, n - 1) * sd / sqrt(n) <= half_width.
+    Exact at the few rounds timing runs, where the normal approximation of `seeds_needed` would be far off."""
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) <= half_width:
+            return n
+    raise ValueError(f"no number of rounds up to {most} gets sd {sd:g} under +-{half_width:g}")
 
 
 def seeds_needed(iv: Interval, distance: float) -> int | None:
@@ -186,15 +205,20 @@ def improves(iv: Interval, what: str) -> Verdict:
 
 
 def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
-    """Two-sided range: the quantity lies in [low, high] (e.g. 'about 20x' as a factor band)."""
+    """Two-sided range over timing rounds: the quantity lies in [low, high] (e.g. 'about 20x' as a factor band).
+    Undecided, it names the rounds that would decide it: `rounds_needed` at the observed spread, with the
+    distance to the nearer edge taken on the interval's own scale (the logs, for a time ratio)."""
     text = f"{what} {iv} against [{low:g}, {high:g}]"
     nums = {"estimate": iv.as_dict(), "range": [low, high]}
     if low <= iv.low and iv.high <= high:
         return Verdict(CONFIRMED, f"{text}: the whole interval lies inside", nums)
     if iv.high < low or iv.low > high:
         return Verdict(REFUTED, f"{text}: the whole interval lies outside", nums)
-    edge = low if abs(iv.mean - low) < abs(iv.mean - high) else high
-    need = seeds_needed(iv, abs(iv.mean - edge))
+    distance = min(iv.distance(low), iv.distance(high))
+    try:
+        need: int | None = rounds_needed(iv.sd, distance) if math.isfinite(iv.sd) and iv.sd > 0 < distance else None
+    except ValueError:
+        need = None
     return Verdict(INCONCLUSIVE, f"{text}: the interval straddles an edge" + _need_text(iv, need, "rounds"),
                    nums, need)
 

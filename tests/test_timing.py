@@ -11,12 +11,12 @@ from scipy import stats
 from negative_support import TimedEngine
 
 from sampler_claims import registry
+from sampler_claims.verdict import rounds_needed
 from sampler_claims.timing import (
     LESSON_TIMED,
     Rounds,
     repetitions,
     round_statistic,
-    rounds_needed,
     run_rounds,
     timed_configs,
     timing_plan,

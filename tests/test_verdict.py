@@ -19,6 +19,7 @@ from sampler_claims.verdict import (
     exact,
     gated,
     paired,
+    rounds_needed,
     separation,
     seeds_needed,
     t_interval,
@@ -83,6 +84,21 @@ def test_within_a_band():
     assert within(t_interval([20.0, 21.0, 19.5]), 12.6, 31.6, "ratio").verdict == CONFIRMED
     assert within(t_interval([5.0, 5.1, 4.9]), 12.6, 31.6, "ratio").verdict == REFUTED
     assert within(t_interval([12.0, 14.0, 30.0]), 12.6, 31.6, "ratio").verdict == INCONCLUSIVE
+
+
+def test_an_undecided_time_ratio_counts_its_rounds_on_the_log_scale():
+    """A CI run's DPM-Solver@20 speed-up, 43.6x [31.1, 61] over 3 rounds against [31.6, 79]: the rounds that
+    would decide it follow from the spread of the logs and the log distance to the nearer edge, with the t
+    quantile, not from a log spread set against a distance in ratio units (which asked for the 3 rounds it had)."""
+    from sampler_claims.rules.exercise1 import ratio_interval
+
+    ratios = [38.0, 43.0, 50.5]
+    iv = ratio_interval(ratios, [1.0] * 3, "time DDPM@1000 / dpm-solver")
+    v = within(iv, 50 / 1.5811, 50 * 1.5811, "dpm-solver: cpu-time ratio")
+    assert v.verdict == INCONCLUSIVE and iv.low < 50 / 1.5811
+    log_distance = math.log(iv.mean) - math.log(50 / 1.5811)
+    assert v.seeds_needed == rounds_needed(iv.sd, log_distance) > 3
+    assert f"about {v.seeds_needed} rounds" in v.reason
 
 
 def test_one_value_decides_nothing():

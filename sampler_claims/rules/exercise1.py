@@ -239,7 +239,7 @@ TIMED = LESSON_TIMED
 def ratio_interval(num: Sequence[float], den: Sequence[float], what: str) -> Interval:
     """Interval of a time ratio over paired rounds, on the log scale (ratios are multiplicative)."""
     iv = t_interval([math.log(a / b) for a, b in zip(num, den)], what)
-    return Interval(math.exp(iv.mean), math.exp(iv.low), math.exp(iv.high), iv.n, iv.sd, what)
+    return Interval(math.exp(iv.mean), math.exp(iv.low), math.exp(iv.high), iv.n, iv.sd, what, scale="log")
 
 
 @dataclass(frozen=True)
