@@ -41,7 +41,8 @@ class Settings:
     seeds: int
     report_path: Path
     seed_base: int = DEFAULT_SEED_BASE
-    timing_rounds: int = 4
+    #: --timing-rounds (None: the registry's timing_rounds).
+    timing_rounds: int | None = None
     deterministic: bool = False
     offload: bool = False
     size: int | None = None
@@ -286,7 +287,7 @@ def resolve(
     size: int | None = None,
     rootdir: Path | None = None,
     seed_base: int = DEFAULT_SEED_BASE,
-    timing_rounds: int = 4,
+    timing_rounds: int | None = None,
     worker: str | None = None,
     max_batch: int | None = None,
 ) -> Settings:
@@ -295,9 +296,13 @@ def resolve(
         raise SettingsError(f"--seeds must be at least 1, got {seeds}; try --seeds {DEFAULT_SEEDS}")
     if seed_base < 0 or seed_base > 2**31:
         raise SettingsError(f"--seed-base must be between 0 and 2**31, got {seed_base}; try --seed-base 1000")
+    from .registry import TIMING
+
+    default_rounds = TIMING["timing_rounds"].value
+    timing_rounds = default_rounds if timing_rounds is None else timing_rounds
     if timing_rounds < 2:
         raise SettingsError(f"--timing-rounds must be at least 2 (one round has no interval), got {timing_rounds}; "
-                            "try --timing-rounds 3")
+                            f"try --timing-rounds {default_rounds}")
     dev = resolve_device(device, worker)
     dtype_name = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
