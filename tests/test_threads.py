@@ -1,6 +1,8 @@
 """CPU threads: the generations use this process's share of the cores, the timing rounds one thread."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,17 +38,21 @@ def test_timing_runs_on_one_thread_on_the_cpu_and_restores_the_count() -> None:
 
 
 
-_pinned: dict[str, int] = {}
+def test_a_test_that_pins_one_thread_does_not_leak_it_into_the_claims(pytester: pytest.Pytester) -> None:
+    """tests/conftest.py restores torch's thread count after each test, because the claims follow tests/ in one
+    session (the README's test command). Two tests run in order in an inner session: one pins a thread, the next
+    reads the count. With this folder's conftest the count is back; without it, it leaks (the check can fail)."""
+    torch.set_num_threads(2)  # the outer fixture restores whatever it was
+    pytester.makepyfile(test_pin="""
+        import torch
 
+        def test_pins_one_thread():
+            torch.set_num_threads(1)
 
-def test_a_test_that_pins_one_thread_does_not_leak_it_into_the_claims() -> None:
-    """tests/conftest.py restores the count after each test (the claims follow tests/ in one session); the next
-    test checks that it did."""
-    _pinned["before"] = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-
-def test_the_thread_count_is_back_after_a_pinning_test() -> None:
-    if "before" not in _pinned:
-        pytest.skip("runs after the pinning test, which ran in another process")
-    assert torch.get_num_threads() == _pinned["before"]
+        def test_reads_the_count_after_it():
+            assert torch.get_num_threads() == 2
+    """)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist").assert_outcomes(passed=1, failed=1)
+    torch.set_num_threads(2)
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist").assert_outcomes(passed=2)
