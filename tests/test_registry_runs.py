@@ -105,9 +105,10 @@ def test_the_claims_that_pair_with_ddpm_run_on_the_longer_roster() -> None:
 
 
 def test_the_ddpm_roster_argument_holds_on_the_held_out_pairs() -> None:
-    """DDPM_SEEDS's argument, recomputed from the embedded model's held-out pairs (quality.json, never the roster):
-    at DDPM_SEEDS x 32 seeds, 4,000 resampled draws decide comparable-quality (each paired difference's 95% interval
-    inside the comparable margin, or one wholly outside it) at least 95% of the time; at 32 they do not."""
+    """DDPM_SEEDS's argument, recomputed from the embedded model's held-out pairs (quality.json's and the stage-5
+    gate's, never the roster): at DDPM_SEEDS x 32 seeds, 4,000 resampled draws decide comparable-quality (each
+    paired difference's 95% interval inside the comparable margin, or one wholly outside it) at least 95% of the
+    time; at 32 and at 1.5 x 32 they do not, so the factor is the fewest that reaches the target."""
     import json
 
     import numpy as np
@@ -115,10 +116,11 @@ def test_the_ddpm_roster_argument_holds_on_the_held_out_pairs() -> None:
 
     from sampler_claims import paths
 
-    configs = json.loads((paths.TINY_MODEL / "quality.json").read_text())["configs"]
-    s = {k: np.asarray(configs[k]["per_pair_score"]) for k in ("DDPM@1000 (trailing)", "DDIM@50",
-                                                                "DPMSolverMultistep@20")}
-    ddpm, ddim, dpm = s.values()
+    names = ("DDPM@1000 (trailing)", "DDIM@50", "DPMSolverMultistep@20")
+    held_out = [json.loads(f.read_text())["configs"] for f in
+                (paths.TINY_MODEL / "quality.json", paths.TINY_MODEL / "history" / "stage5_gate.json")]
+    ddpm, ddim, dpm = (np.concatenate([np.asarray(c[k]["per_pair_score"]) for c in held_out]) for k in names)
+    assert ddpm.size == 384
     diffs = np.stack([ddpm - ddim, ddpm - dpm, ddim - dpm])
     margin = registry.COMPARABLE.value
     rng = np.random.default_rng(0)
@@ -131,4 +133,4 @@ def test_the_ddpm_roster_argument_holds_on_the_held_out_pairs() -> None:
         return float((inside | outside).mean())
 
     assert decided(32 * registry.DDPM_SEEDS.value) >= 0.95
-    assert decided(32) < 0.95
+    assert decided(48) < 0.95 and decided(32) < 0.95
