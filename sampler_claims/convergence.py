@@ -54,10 +54,17 @@ class Distance:
 
 
 def distance(gen: Generation, reference: Generation, label: str = "") -> Distance:
+    """Per seed, `gen`'s distance to the reference from the same z_T. A generation on a longer roster than the
+    reference's (registry.DDPM_SEEDS) is compared on the reference's seeds, which are its first ones."""
+    n = len(reference.request.seeds)
+    seeds = tuple(gen.request.seeds)
+    if seeds[:n] != tuple(reference.request.seeds):
+        raise ValueError(f"the reference's seeds {tuple(reference.request.seeds)[:4]}... are not the first of "
+                         f"{seeds[:4]}...: a distance needs the same z_T")
     s = None
     if gen.images is not None and reference.images is not None:
-        s = image_ssim(gen.images, reference.images)
-    return Distance(label or gen.request.label, latent_mse(gen.latents, reference.latents), s)
+        s = image_ssim(gen.images[:n], reference.images)
+    return Distance(label or gen.request.label, latent_mse(gen.latents[:n], reference.latents), s)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import torch
 from sampler_claims import registry
 from sampler_claims.convergence import (
     control,
+    distance,
     gated_reference,
     latent_mse,
     ranks_in_order,
@@ -22,8 +23,19 @@ from sampler_claims.verdict import separation
 BOUND = registry.CONVERGED_RATIO.value
 
 
-def _gen(latents: torch.Tensor):
-    return SimpleNamespace(latents=latents, images=None, request=SimpleNamespace(label="x"))
+def _gen(latents: torch.Tensor, seeds: tuple[int, ...] | None = None):
+    seeds = tuple(range(len(latents))) if seeds is None else seeds
+    return SimpleNamespace(latents=latents, images=None, request=SimpleNamespace(label="x", seeds=seeds))
+
+
+def test_a_longer_roster_is_compared_on_the_references_seeds():
+    """comparable-quality's generations run on DDPM_SEEDS x the roster, the convergence reference on the roster:
+    the distance reads the reference's seeds, the generation's first ones, and refuses other seeds."""
+    ref = _gen(torch.zeros(2, 4, 2, 2), (7, 8))
+    longer = _gen(torch.cat([torch.ones(2, 4, 2, 2), 9 * torch.ones(2, 4, 2, 2)]), (7, 8, 9, 10))
+    assert distance(longer, ref).mse == [1.0, 1.0]
+    with pytest.raises(ValueError, match="same z_T"):
+        distance(_gen(torch.ones(2, 4, 2, 2), (8, 7)), ref)
 
 
 def _solutions(n: int = 16):
