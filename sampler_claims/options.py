@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import paths
+from .registry import TIMING
 
 MODEL_CHOICES = ("auto", "tiny", "sd15", "sd15-random")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -296,8 +297,6 @@ def resolve(
         raise SettingsError(f"--seeds must be at least 1, got {seeds}; try --seeds {DEFAULT_SEEDS}")
     if seed_base < 0 or seed_base > 2**31:
         raise SettingsError(f"--seed-base must be between 0 and 2**31, got {seed_base}; try --seed-base 1000")
-    from .registry import TIMING
-
     default_rounds = TIMING["timing_rounds"].value
     timing_rounds = default_rounds if timing_rounds is None else timing_rounds
     if timing_rounds < 2:
