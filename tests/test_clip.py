@@ -227,3 +227,23 @@ def test_sd15_random_skips_the_quality_claims_before_loading_any_clip(tmp_path):
     for c in data["claims"]:
         if c["id"] in ("no-gain-past-25", "ddpm-10-worse"):
             assert c["verdict"] == "skipped" and "random weights" in c["reason"], c
+
+
+@needs_tiny_clip
+def test_the_claims_run_on_the_clip_path_on_the_embedded_model(tmp_path):
+    """`pytest claims/ --quality clip` end to end on the embedded model, on the claim whose roster is the longest
+    (its DDPM pairs run on more seeds than the convergence reference): it is decided or inconclusive, never an
+    error. CLIP scoring, the control and the reference's seeds all run through the plugin as a user runs them."""
+    import subprocess
+    import sys
+
+    from sampler_claims.paths import REPO_ROOT
+
+    report = tmp_path / "index.html"
+    out = subprocess.run([sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:randomly", "--quality", "clip",
+                          "--seeds", "4", "--claim", "comparable-quality", "--claims-report", str(report)],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-1500:] + out.stdout[-3000:]
+    rec = next(c for c in json.loads((tmp_path / "claims.json").read_text())["claims"] if c["id"] == "comparable-quality")
+    assert rec["verdict"] in ("confirmed", "refuted", "inconclusive"), rec
+    assert "CLIP score (tiny-clip)" in rec["plain"], rec["plain"]
