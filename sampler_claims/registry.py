@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from .verdict import CONFIRMED, REFUTED, VERDICTS  # noqa: F401 - VERDICTS is re-exported
+from .verdict import CONFIRMED, REFUTED, VERDICTS, power_z  # noqa: F401 - VERDICTS is re-exported
 
 V = TypeVar("V")
 
@@ -148,9 +148,9 @@ QUALITY = {"quality_control": QUALITY_CONTROL, "clip_control": CLIP_CONTROL}
 CONVERGENCE = {"convergence_reference": CONVERGENCE_REFERENCE, "converged_ratio": CONVERGED_RATIO,
                "reference_check": REFERENCE_CHECK, "convergence_control": CONVERGENCE_CONTROL}
 
-#: How the default --seeds was sized (power, not hope). An equivalence at margin m is confirmed with 80%
-#: power at a true paired difference delta when n = ((z_0.975 + z_0.8) * sd / (m - |delta|))^2
-#: = (2.80 * sd / (m - |delta|))^2, with m the comparable margin (COMPARABLE). A pilot on the first embedded
+#: How the default --seeds was sized (power, not hope). An equivalence at margin m is confirmed with
+#: verdict.POWER (80%) at a true paired difference delta when n = ((z_0.975 + z_0.8) * sd / (m - |delta|))^2
+#: = (2.80 * sd / (m - |delta|))^2 (verdict.power_z), with m the comparable margin (COMPARABLE). A pilot on the first embedded
 #: model (32 prompt-seed pairs) measured the sd of paired score differences: 0.045-0.06 between the
 #: deterministic samplers (DDIM, DPM-Solver at 20-200 steps: they share z_T and land close), 0.14-0.28 for pairs
 #: with a DPM-Solver at 5-10 steps, and 0.16-0.23 for any pair with stochastic DDPM (independent paths: pairing
@@ -188,10 +188,10 @@ def seeds_option(claim: "Claim", needed: int) -> int:
 def power_seeds(kind: str) -> int:
     """Seeds that decide an equivalence at the comparable margin with 80% power, for a kind of pair."""
     sd, delta = SEEDS_PILOT[kind]
-    return math.ceil((2.80 * sd / (COMPARABLE.value - abs(delta))) ** 2)
+    return math.ceil((power_z() * sd / (COMPARABLE.value - abs(delta))) ** 2)
 
 
-SEEDS_POWER = ("n = (2.80 * sd / (margin - |delta|))^2; pilot sd of paired score differences: "
+SEEDS_POWER = (f"n = ({power_z():.2f} * sd / (margin - |delta|))^2; pilot sd of paired score differences: "
                + ", ".join(f"{sd} for {kind} pairs (-> {power_seeds(kind)} seeds at delta {delta})"
                            for kind, (sd, delta) in SEEDS_PILOT.items()) + "; default 32")
 

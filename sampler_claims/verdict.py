@@ -27,6 +27,15 @@ CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED = "confirmed", "refuted", "inconclusiv
 VERDICTS = (CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED)
 #: Every interval in the suite is a two-sided 95% interval.
 CONFIDENCE = 0.95
+#: The power behind every seed count the suite plans or suggests: run at that many seeds, a comparison is decided
+#: four times in five if the difference and spread it was sized on are the true ones. A bare "half-width under
+#: the distance" count is a coin toss: a rerun at the suggested --seeds would stay undecided half the time.
+POWER = 0.80
+
+
+def power_z() -> float:
+    """z of the two-sided CONFIDENCE plus z of POWER (2.80 at 95% and 80%): n = (power_z() * sd / distance)^2."""
+    return float(stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(POWER))
 
 
 @dataclass(frozen=True)
@@ -91,24 +100,26 @@ def wilson(successes: int, n: int, what: str = "") -> Interval:
     return Interval(p, float(ci.low), float(ci.high), n, math.sqrt(p * (1 - p)), what)
 
 
-def rounds_needed(sd: float, half_width: float, most: int = 100) -> int:
+def rounds_needed(sd: float, half_width: float, most: int = 100, power: float | None = None) -> int:
     """The fewest rounds whose 95% t-interval of a mean is at most `half_width` wide on each side, at a
     per-round standard deviation `sd`: the smallest n >= 2 with t(0.975, n - 1) * sd / sqrt(n) <= half_width.
-    Exact at the few rounds timing runs, where the normal approximation of `seeds_needed` would be far off."""
+    With `power`, the rounds that decide a mean `half_width` from an edge that often: t(power, n - 1) is added
+    to the quantile. Exact at the few rounds timing runs, where the normal approximation of `seeds_needed`
+    would be far off."""
     for n in range(2, most + 1):
-        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) <= half_width:
+        q = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) + (stats.t.ppf(power, n - 1) if power else 0.0)
+        if q * sd / math.sqrt(n) <= half_width:
             return n
     raise ValueError(f"no number of rounds up to {most} gets sd {sd:g} under +-{half_width:g}")
 
 
 def seeds_needed(iv: Interval, distance: float) -> int | None:
-    """Seeds at which the interval's half-width would shrink under `distance` at the observed spread
-    (normal approximation, plus 2 for the t quantile); None when no number of seeds can decide
-    (the mean sits on the margin, or there is no spread to extrapolate from)."""
+    """Seeds that would decide the comparison with POWER at the observed mean and spread (normal approximation,
+    plus 2 for the t quantile); None when no number of seeds can decide (the mean sits on the margin, or there is
+    no spread to extrapolate from)."""
     if not math.isfinite(iv.sd) or iv.sd <= 0 or distance <= 0:
         return None
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    return int(math.ceil((z * iv.sd / distance) ** 2)) + 2
+    return int(math.ceil((power_z() * iv.sd / distance) ** 2)) + 2
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ class Verdict:
     verdict: str
     reason: str
     numbers: dict[str, Any] = field(default_factory=dict)
-    #: For an inconclusive statistical verdict: seeds that would decide it at the observed spread.
+    #: For an inconclusive statistical verdict: seeds that would decide it, with POWER, at the observed spread.
     seeds_needed: int | None = None
 
     def __post_init__(self) -> None:
@@ -206,7 +217,7 @@ def improves(iv: Interval, what: str) -> Verdict:
 
 def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
     """Two-sided range over timing rounds: the quantity lies in [low, high] (e.g. 'about 20x' as a factor band).
-    Undecided, it names the rounds that would decide it: `rounds_needed` at the observed spread, with the
+    Undecided, it names the rounds that would decide it with POWER: `rounds_needed` at the observed spread, with the
     distance to the nearer edge taken on the interval's own scale (the logs, for a time ratio)."""
     text = f"{what} {iv} against [{low:g}, {high:g}]"
     nums = {"estimate": iv.as_dict(), "range": [low, high]}
@@ -216,7 +227,8 @@ def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
         return Verdict(REFUTED, f"{text}: the whole interval lies outside", nums)
     distance = min(iv.distance(low), iv.distance(high))
     try:
-        need: int | None = rounds_needed(iv.sd, distance) if math.isfinite(iv.sd) and iv.sd > 0 < distance else None
+        need: int | None = (rounds_needed(iv.sd, distance, power=POWER)
+                            if math.isfinite(iv.sd) and iv.sd > 0 < distance else None)
     except ValueError:
         need = None
     return Verdict(INCONCLUSIVE, f"{text}: the interval straddles an edge" + _need_text(iv, need, "rounds"),
@@ -228,7 +240,8 @@ def _need_text(iv: Interval, need: int | None, unit: str = "seeds") -> str:
         return "; no number of " + unit + " decides it at this spread (the mean sits on the margin)"
     if need <= iv.n:
         return f"; at this spread about {need} {unit} would decide it (the spread was unlucky at n={iv.n})"
-    return f"; about {need} {unit} would decide it at the observed spread (n={iv.n} now)"
+    return (f"; about {need} {unit} would decide it at the observed mean and spread, {POWER:.0%} of the time "
+            f"(n={iv.n} now)")
 
 
 def all_of(parts: Iterable[Verdict], what: str = "") -> Verdict:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+from scipy import stats
+
 import pytest
 
 from negative_support import scores, shifted
 from sampler_claims.verdict import (
     CONFIRMED,
     INCONCLUSIVE,
+    POWER,
     REFUTED,
     all_of,
     at_least,
@@ -48,6 +52,22 @@ def test_a_small_noisy_sample_is_inconclusive_with_a_seed_estimate():
     v = equivalent(paired(a, b), MARGIN, "noisy")
     assert v.verdict == INCONCLUSIVE and v.seeds_needed is not None and v.seeds_needed > 6, v.reason
     assert "seeds would decide it" in v.reason
+
+
+def test_the_suggested_seeds_decide_a_rerun_with_the_stated_power():
+    """An undecided one-sided claim (a 5-step gap +0.131 over 32 seeds against 'at least 0.174', as the embedded
+    model's sweet-spot measured it): rerun at the suggested seeds, with that mean and spread true, its interval
+    is decided about POWER of the time, not half the time as a bare half-width count would give."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=32)
+    iv = t_interval(0.131 + 0.125 * (z - z.mean()) / z.std(ddof=1))
+    v = at_least(iv, 0.174, "gap")
+    assert v.verdict == INCONCLUSIVE and f"{POWER:.0%} of the time" in v.reason
+    need = v.seeds_needed
+    draws = rng.normal(iv.mean, iv.sd, size=(4000, need))  # reruns, the observed mean and spread taken as true
+    half = stats.t.ppf(0.975, need - 1) * draws.std(1, ddof=1) / np.sqrt(need)
+    decided = (draws.mean(1) + half < 0.174) | (draws.mean(1) - half >= 0.174)
+    assert abs(float(decided.mean()) - POWER) < 0.05
 
 
 def test_a_metric_that_fails_its_control_makes_the_claim_inconclusive():
@@ -97,7 +117,7 @@ def test_an_undecided_time_ratio_counts_its_rounds_on_the_log_scale():
     v = within(iv, 50 / 1.5811, 50 * 1.5811, "dpm-solver: cpu-time ratio")
     assert v.verdict == INCONCLUSIVE and iv.low < 50 / 1.5811
     log_distance = math.log(iv.mean) - math.log(50 / 1.5811)
-    assert v.seeds_needed == rounds_needed(iv.sd, log_distance) > 3
+    assert v.seeds_needed == rounds_needed(iv.sd, log_distance, power=POWER) >= rounds_needed(iv.sd, log_distance) > 3
     assert f"about {v.seeds_needed} rounds" in v.reason
 
 
