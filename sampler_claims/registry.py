@@ -150,8 +150,8 @@ CONVERGENCE = {"convergence_reference": CONVERGENCE_REFERENCE, "converged_ratio"
 
 #: How the default --seeds was sized (power, not hope). An equivalence at margin m is confirmed with
 #: verdict.POWER (80%) at a true paired difference delta when n = ((z_0.975 + z_0.8) * sd / (m - |delta|))^2
-#: = (2.80 * sd / (m - |delta|))^2 (verdict.power_z), with m the comparable margin (COMPARABLE). A pilot on the first embedded
-#: model (32 prompt-seed pairs) measured the sd of paired score differences: 0.045-0.06 between the
+#: = (2.80 * sd / (m - |delta|))^2 (verdict.power_z), with m the comparable margin (COMPARABLE). A pilot on the
+#: first embedded model (32 prompt-seed pairs) measured the sd of paired score differences: 0.045-0.06 between the
 #: deterministic samplers (DDIM, DPM-Solver at 20-200 steps: they share z_T and land close), 0.14-0.28 for pairs
 #: with a DPM-Solver at 5-10 steps, and 0.16-0.23 for any pair with stochastic DDPM (independent paths: pairing
 #: barely helps). The seeds each kind of pair needs follow from these (power_seeds): at the current margin
@@ -186,7 +186,7 @@ def seeds_option(claim: "Claim", needed: int) -> int:
 
 
 def power_seeds(kind: str) -> int:
-    """Seeds that decide an equivalence at the comparable margin with 80% power, for a kind of pair."""
+    """Seeds that decide an equivalence at the comparable margin with verdict.POWER, for a kind of pair."""
     sd, delta = SEEDS_PILOT[kind]
     return math.ceil((power_z() * sd / (COMPARABLE.value - abs(delta))) ** 2)
 

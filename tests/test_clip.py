@@ -244,6 +244,7 @@ def test_the_claims_run_on_the_clip_path_on_the_embedded_model(tmp_path):
                           "--seeds", "4", "--claim", "comparable-quality", "--claims-report", str(report)],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-1500:] + out.stdout[-3000:]
-    rec = next(c for c in json.loads((tmp_path / "claims.json").read_text())["claims"] if c["id"] == "comparable-quality")
+    claims = json.loads((tmp_path / "claims.json").read_text())["claims"]
+    rec = next(c for c in claims if c["id"] == "comparable-quality")
     assert rec["verdict"] in ("confirmed", "refuted", "inconclusive"), rec
     assert "CLIP score (tiny-clip)" in rec["plain"], rec["plain"]
