@@ -2,16 +2,20 @@
 registry entry, and what the session generates and times changes with it (no constant elsewhere repeats them)."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from sampler_claims import registry
+from sampler_claims import paths, registry
 from sampler_claims.quality import Quality, Roster
 from sampler_claims.registry import Control, Run, Threshold
 from sampler_claims.session import ClaimsSession
 from sampler_claims.timing import timed_configs
+from sampler_claims.verdict import REFUTED, t_interval
 
 
 class RecordingEngine:
@@ -106,18 +110,11 @@ def test_the_claims_that_pair_with_ddpm_run_on_the_longer_roster() -> None:
 
 def _held_out(*files: str) -> list[dict]:
     """quality.json-shaped files of the embedded model's held-out prompt-seed pairs (never the roster)."""
-    import json
-
-    from sampler_claims import paths
-
     return [json.loads((paths.TINY_MODEL / f).read_text()) for f in files]
 
 
 def _resampled(diffs, n: int, draws: int = 4000):  # noqa: ANN001, ANN202
     """Mean and 95% t half-width of `draws` resamples of n pairs, for each row of paired differences [k, pairs]."""
-    import numpy as np
-    from scipy import stats
-
     x = diffs[:, np.random.default_rng(0).integers(0, diffs.shape[1], size=(draws, n))]  # [k, draws, n]
     return x.mean(-1), stats.t.ppf(0.975, n - 1) * x.std(-1, ddof=1) / np.sqrt(n)
 
@@ -127,8 +124,6 @@ def test_the_ddpm_roster_argument_holds_on_the_held_out_pairs() -> None:
     gate's, never the roster): at DDPM_SEEDS x 32 seeds, 4,000 resampled draws decide comparable-quality (each
     paired difference's 95% interval inside the comparable margin, or one wholly outside it) at least 95% of the
     time; at 32 and at 1.5 x 32 they do not, so the factor is the fewest that reaches the target."""
-    import numpy as np
-
     names = ("DDPM@1000 (trailing)", "DDIM@50", "DPMSolverMultistep@20")
     held_out = [d["configs"] for d in _held_out("quality.json", "history/stage5_gate.json")]
     ddpm, ddim, dpm = (np.concatenate([np.asarray(c[k]["per_pair_score"]) for c in held_out]) for k in names)
@@ -151,9 +146,6 @@ def test_sweet_spots_expected_verdict_follows_the_held_out_pairs() -> None:
     history/stage5_dpm5_heldout.json's, never the roster): the "5 steps garbled" gap score@200 - score@5 lies wholly
     under the much-worse margin, so the part, and with it the claim, is expected refuted; and 32 seeds decide it in
     well under half of resampled draws, so an inconclusive default run is this model's property, not a defect."""
-    import numpy as np
-
-    from sampler_claims.verdict import REFUTED, t_interval
 
     claim = registry.get("sweet-spot")
     gap = np.concatenate([np.asarray(d["reference"]["per_pair_score"])
