@@ -28,7 +28,7 @@ from . import paths, registry
 POWER_SEEDS = {kind: registry.power_seeds(kind) for kind in registry.SEEDS_PILOT}
 #: Statistical claims whose deciding comparison pairs a sampler with DDPM (its independent noise barely pairs):
 #: those that run on registry.DDPM_SEEDS times the roster.
-DDPM_PAIRED = {cid for cid, c in registry.CLAIMS.items() if registry.claim_seeds(c, 1) > 1}
+DDPM_PAIRED = {cid for cid, c in registry.CLAIMS.items() if "ddpm_seeds" in c.thresholds}
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ def claim_gens(cid: str, *, quality: str, rounds: int, atlas: bool, model_source
         "ddpm-reproducible-when-reseeded": [single50("ddpm", overrides={"reseed": 1})],
         "ddim-eta": [single50("ddim", overrides={"eta": 1}), single50("ddim", overrides={"z": 1})],
         "ddpm-50-step-count": [_g("ddpm", 1000, overrides=trailing), _g("ddpm", 50), _g("ddim", 50)],
-        "sweet-spot": [_g("dpm-solver", s) for s in t("sweet-spot", "step_counts")],
+        "sweet-spot": [_g("dpm-solver", s, f"roster x {t('sweet-spot', 'score_seeds')}")  # scored on its longer roster
+                       if s in t("sweet-spot", "scored_steps") else _g("dpm-solver", s)
+                       for s in t("sweet-spot", "step_counts")],
         "linear-time": timing,
         "no-gain-past-25": [_g("dpm-solver", 25), _g("dpm-solver", 200)],
         "callback-after-step": traces + [_g("ddim", 10, 1, latent=True), _g("ddpm", 10, 1, latent=True)],

@@ -37,13 +37,22 @@ def test_a_generation_shared_by_claims_is_counted_once() -> None:
 
 def test_a_claim_paired_with_ddpm_plans_its_longer_roster_and_only_the_extra_seeds() -> None:
     """comparable-quality runs DDPM@1000, DDIM@50 and DPM-Solver@20 on DDPM_SEEDS x --seeds (its control, DPM-Solver
-    @200 and @5, on the roster); after sweet-spot (DPM-Solver@20 on the roster) only the extra seeds count again."""
+    @200 and @5, on the roster); after sweet-spot, whose DPM-Solver@20 runs on a longer roster still, it counts none."""
     f, seeds = registry.DDPM_SEEDS.value, 8
     own = (1000 + 50 + 20) * 2 * seeds * f
     control = (200 + 5) * 2 * seeds
     assert planned(["comparable-quality"], seeds=seeds).evaluations == own + control
     alone = planned(["sweet-spot"], seeds=seeds).evaluations
-    assert planned(["sweet-spot", "comparable-quality"], seeds=seeds).evaluations == alone + own - 20 * 2 * seeds
+    assert planned(["sweet-spot", "comparable-quality"], seeds=seeds).evaluations == alone + own - 20 * 2 * seeds * f
+
+
+def test_sweet_spot_plans_its_scored_steps_on_the_longer_roster() -> None:
+    """sweet-spot: the grid on the roster, and its scored step counts (5, 10, 20, 200) on SCORE_SEEDS x the roster,
+    the roster's seeds counted once; its quality control (DPM-Solver@200 and @5 on the roster) adds nothing."""
+    f, seeds = registry.SCORE_SEEDS.value, 8
+    grid, scored = (registry.get("sweet-spot").t(k) for k in ("step_counts", "scored_steps"))
+    expected = sum(grid) * 2 * seeds + sum(scored) * 2 * seeds * (f - 1)
+    assert planned(["sweet-spot"], seeds=seeds).evaluations == expected
 
 
 def test_heun_counts_its_own_calls() -> None:
@@ -71,10 +80,10 @@ def test_budget_takes_the_largest_roster_that_fits_and_names_the_likely_inconclu
     assert plan.budget_seeds(lambda n: True, 32) == 32
     assert plan.budget_seeds(lambda n: False, 32) is None
     few = plan.POWER_SEEDS["deterministic"] - 1  # fewer than either kind of pair needs
-    lost = plan.likely_inconclusive(["comparable-quality", "sweet-spot", "speedup"], few)
+    lost = plan.likely_inconclusive(["comparable-quality", "no-gain-past-25", "sweet-spot", "speedup"], few)
     factor = registry.DDPM_SEEDS.value  # comparable-quality runs on factor x --seeds
-    assert lost == {"comparable-quality": -(-plan.POWER_SEEDS["ddpm"] // factor),
-                    "sweet-spot": plan.POWER_SEEDS["deterministic"]}
+    assert lost == {"comparable-quality": -(-plan.POWER_SEEDS["ddpm"] // factor),  # sweet-spot: SCORE_SEEDS x few
+                    "no-gain-past-25": plan.POWER_SEEDS["deterministic"]}
     assert plan.POWER_SEEDS["ddpm"] > plan.POWER_SEEDS["deterministic"]
 
 
