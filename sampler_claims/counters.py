@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -28,10 +29,15 @@ class UNetCalls:
 
 
 @contextlib.contextmanager
-def count_unet_calls(unet: torch.nn.Module) -> Iterator[UNetCalls]:
+def count_unet_calls(unet: torch.nn.Module, *, this_thread: bool = False) -> Iterator[UNetCalls]:
+    """Count the U-Net's calls during the block; with `this_thread`, only those made on the calling thread (a CPU
+    lane of the engine shares the U-Net with the other lanes of its generation)."""
     record = UNetCalls()
+    owner = threading.get_ident()
 
     def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        if this_thread and threading.get_ident() != owner:
+            return
         sample = args[0] if args else kwargs["sample"]
         record.batch_sizes.append(int(sample.shape[0]))
 

@@ -63,6 +63,8 @@ class Line:
         self.total_steps = request.steps
         self.done_chunks = 0  # image-steps of the chunks already finished
         self.step_no = 0
+        #: Image-steps done per chunk (by its first seed): chunks may run one after another or at once (CPU lanes).
+        self.chunk_done: dict[int, int] = {}
 
     def _head(self) -> str:
         who = f"{self.p.context}: " if self.p.context else ""
@@ -74,7 +76,8 @@ class Line:
             self.total_steps = steps
         self.step_no = k
         n = len(self.req.seeds)
-        done = start * self.total_steps + count * k
+        self.chunk_done[start] = count * k
+        done = sum(self.chunk_done.values())
         if k == self.total_steps:
             self.done_chunks = start + count
         if not self.p.live:

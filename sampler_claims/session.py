@@ -150,7 +150,7 @@ class ClaimsSession:
             "offload": s.offload, "size": self._model.size if self._model else s.size, "max_batch": s.max_batch,
             "determinism": determinism_state(), "torch_threads": torch.get_num_threads(),
             "timing_threads": TIMING_THREADS if s.device == "cpu" else torch.get_num_threads(),
-            "ddpm_seeds": s.seeds * registry.DDPM_SEEDS.value,
+            "ddpm_seeds": s.seeds * registry.DDPM_SEEDS.value, "score_seeds": s.seeds * registry.SCORE_SEEDS.value,
             "started": _dt.datetime.fromtimestamp(self.started, _dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.time() - self.started, 2),
         }

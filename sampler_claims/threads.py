@@ -1,14 +1,14 @@
-"""How many CPU threads torch uses: the cores this process may use for the generations, one for the timing rounds.
+"""How many CPU threads the generations use: the cores this process may use, one for the timing rounds.
 
-Why both: on the 2-core machine this suite is built on, with nothing else running, two threads make the embedded
-model's U-Net 1.15x (one seed per call) to 1.6x (32 seeds) faster than one, and a serial `pytest claims/` went from
-322 s to 239 s with identical scores. Timing is another matter: with a neighbour on the other core, two threads
-wait for each other and one call can take many times the next (step times varied up to 50x), so the timing rounds
-run on one thread, the setting every timing pilot in the registry was measured at. Under xdist the cores are
-shared among the workers. Beside a busy neighbour the generations are slower on two threads too (2.2x as long as
-on one, OpenMP's waiting threads spin): there `--threads 1` is the faster choice. Passive waiting
-(OMP_WAIT_POLICY=PASSIVE) was measured and not taken: beside a neighbour it costs 1.2x instead of 2.2x, but on a
-quiet machine it makes calls of a few seeds three times slower than one thread.
+On the CPU the engine turns the generation threads into lanes (sampler_claims.engine): a request's seeds split
+into one share per thread, each share run on its own thread with torch at one thread. On the 2-core machine this
+suite is built on, two threads used by OpenMP inside each call had made the embedded model's U-Net 1.15x (one
+seed per call) to 1.6x (32 seeds) faster than one, and a serial `pytest claims/` went from 322 s to 239 s with
+identical scores; lanes do better again (two lanes of 32 seeds ran 1.3-1.9x as fast as one batch of 64 on two
+threads), because a small U-Net's operators are too short for OpenMP's barriers. Timing is another matter: with
+a neighbour on the other core, two threads wait for each other and one call can take many times the next (step
+times varied up to 50x), so the timing rounds run on one thread, the setting every timing pilot in the registry
+was measured at. Under xdist the cores are shared among the workers.
 """
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 in one usage error that names --size, --offload and --max-batch."""
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -38,8 +41,8 @@ def test_chunked_generation_is_the_one_batch_generation_bit_for_bit(dummy_pipe, 
     (slicing). So the seeds split into chunks of `chunk` give the same bytes as one call over all of them."""
     prompts = tuple(f"prompt {k % 3}" for k in SEEDS)
     req = Request(spec, steps, SEEDS, prompts, capture=capture)
-    one = fresh(dummy_pipe).generate(req)
-    chunked = fresh(dummy_pipe, max_batch=chunk).generate(req)
+    one = fresh(dummy_pipe, max_batch=len(SEEDS)).generate(req)
+    chunked = fresh(dummy_pipe, max_batch=chunk).generate(req)  # the chunks run in CPU lanes, at once
     assert one.chunks == [len(SEEDS)]
     assert chunked.chunks == [chunk] * (len(SEEDS) // chunk) + ([len(SEEDS) % chunk] if len(SEEDS) % chunk else [])
     assert_identical(one, chunked)
@@ -215,3 +218,63 @@ def test_the_cuda_probe_measures_a_fit_and_chunks_match_one_batch() -> None:
     one = Engine(pipe, model_key="dummy", size=16, device="cuda", max_batch=len(seeds)).generate(
         Request(DDIM, 3, seeds, "p"))
     assert np.abs(one.images.astype(int) - chunked.images.astype(int)).max() <= 1
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_cpu_lanes_run_at_once_and_give_the_one_batch_generation(dummy_pipe, two_threads) -> None:
+    """On two CPU threads the seeds run as two lanes at once, each on its own thread and pipeline at one torch
+    thread: the same bytes as one batch, U-Net calls counted once per step, and the caller's threads restored."""
+    e = fresh(dummy_pipe)
+    real, seen = e.call_pipe, []
+
+    def call(**kw):
+        seen.append((threading.get_ident(), id(kw["pipe"]), torch.get_num_threads()))
+        return real(**kw)
+
+    e.call_pipe = call  # type: ignore[method-assign]
+    req = Request(DDPM, 4, SEEDS, "p", capture=True)
+    lanes = e.generate(req)
+    one = fresh(dummy_pipe, max_batch=len(SEEDS)).generate(req)
+    assert lanes.chunks == [4, 3] and one.chunks == [len(SEEDS)]
+    assert_identical(lanes, one)
+    assert lanes.unet_batch_sizes == [2 * len(SEEDS)] * 4  # CFG: both lanes' samples, once per step
+    assert len({t for t, _, _ in seen}) == 2 and len({p for _, p, _ in seen}) == 2
+    assert {n for _, _, n in seen} == {1} and torch.get_num_threads() == 2
+
+
+def test_one_thread_means_one_lane(dummy_pipe) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert fresh(dummy_pipe).generate(Request(DDIM, 2, SEEDS, "p")).chunks == [len(SEEDS)]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_failing_lane_stops_the_others_and_its_error_passes_through(dummy_pipe, two_threads) -> None:
+    e = fresh(dummy_pipe)
+    real, steps_run = e.call_pipe, []
+
+    def call(**kw):
+        if len(kw["prompt"]) == 3:  # the second lane
+            raise IndexError("index 1000 is out of bounds")
+        on_step = kw["callback_on_step_end"]
+
+        def counting(p, i, t, k):
+            steps_run.append(i)
+            time.sleep(0.05)  # give the failing lane time to fail while this one is still stepping
+            return on_step(p, i, t, k)
+
+        return real(**{**kw, "callback_on_step_end": counting})
+
+    e.call_pipe = call  # type: ignore[method-assign]
+    with pytest.raises(IndexError):
+        e.generate(Request(DDIM, 50, SEEDS, "p"))
+    assert len(steps_run) < 50 and torch.get_num_threads() == 2

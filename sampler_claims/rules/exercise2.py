@@ -297,7 +297,7 @@ def given_zT(engine: Engine, zT: torch.Tensor) -> Iterator[None]:
     def initial_latents(_seed: int, batch: int) -> torch.Tensor:
         if batch != len(zT):
             raise RuntimeError(f"the engine asked for {batch} z_T, the interpolation holds {len(zT)}: "
-                               "zt-interpolation must run its frames as one batch (explicit generators do)")
+                               "zt-interpolation hands over the z_T of a whole request (the engine slices them per chunk)")
         return zT.clone()
 
     engine.initial_latents = initial_latents  # type: ignore[method-assign]
