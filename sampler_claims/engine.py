@@ -15,9 +15,10 @@ model, oneDNN's 1x1 convolutions (a GEMM over batch x pixels) round differently 
 On the CPU every pipeline call runs on one torch thread, and the cores are used by lanes: a request's seeds split
 into one share per generation thread (or into --max-batch chunks), run at once, each lane through its own
 pipeline over the same components. A small U-Net's operators are too short for OpenMP's threads to pay for
-their barriers: on the 2-core machine this suite is built on, two lanes of 32 embedded-model seeds ran 1.6x (DPM-
-Solver@20: 1.3x) as fast as one batch of 64 on two threads, with identical images. One thread per call also makes
-an image independent of the thread count (two threads round a few reductions differently).
+their barriers. On the 2-core machine this suite is built on, two lanes of 32 embedded-model seeds ran DDPM@100
+1.6-1.9x as fast as one batch of 64 on two threads, alone, with identical images; inside a run, interleaved,
+`pytest claims/ --claim comparable-quality` took 147 and 160 s against 193 and 178 s. One thread per call also
+makes an image independent of the thread count (two threads round a few reductions differently).
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ import functools
 import queue
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 

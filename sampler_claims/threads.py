@@ -4,8 +4,8 @@ On the CPU the engine turns the generation threads into lanes (sampler_claims.en
 into one share per thread, each share run on its own thread with torch at one thread. On the 2-core machine this
 suite is built on, two threads used by OpenMP inside each call had made the embedded model's U-Net 1.15x (one
 seed per call) to 1.6x (32 seeds) faster than one, and a serial `pytest claims/` went from 322 s to 239 s with
-identical scores; lanes do better again (two lanes of 32 seeds ran 1.3-1.9x as fast as one batch of 64 on two
-threads), because a small U-Net's operators are too short for OpenMP's barriers. Timing is another matter: with
+identical scores; lanes do better again (`--claim comparable-quality` 154 s against 185 s, interleaved), because
+a small U-Net's operators are too short for OpenMP's barriers. Timing is another matter: with
 a neighbour on the other core, two threads wait for each other and one call can take many times the next (step
 times varied up to 50x), so the timing rounds run on one thread, the setting every timing pilot in the registry
 was measured at. Under xdist the cores are shared among the workers.
