@@ -3,6 +3,7 @@ the terminal reporter, from the controller under xdist, and none under -q -q."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from sampler_claims.engine import Engine, Request
 from sampler_claims.progress import Progress, ReportSink
@@ -18,7 +19,16 @@ class Clock:
         return self.t
 
 
-def test_a_generation_reports_each_step_and_one_finished_line(dummy_pipe) -> None:
+@pytest.fixture
+def one_thread():
+    """One torch thread: the engine runs the chunks in one lane, in order (on more, their lines interleave)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_generation_reports_each_step_and_one_finished_line(dummy_pipe, one_thread) -> None:
     seen: list[tuple[str, bool]] = []
     progress = Progress(lambda text, final: seen.append((text, final)), interval=0.0, clock=Clock())
     progress.context = "sweet-spot"
