@@ -220,17 +220,11 @@ def test_the_cuda_probe_measures_a_fit_and_chunks_match_one_batch() -> None:
     assert np.abs(one.images.astype(int) - chunked.images.astype(int)).max() <= 1
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_cpu_lanes_run_at_once_and_give_the_one_batch_generation(dummy_pipe, two_threads) -> None:
+def test_cpu_lanes_run_at_once_and_give_the_one_batch_generation(dummy_pipe) -> None:
     """On two CPU threads the seeds run as two lanes at once, each on its own thread and pipeline at one torch
-    thread: the same bytes as one batch, U-Net calls counted once per step, and the caller's threads restored."""
+    thread: the same bytes as one batch, U-Net calls counted once per step, and the caller's threads restored.
+    (conftest's autouse fixture restores the thread counts the tests set.)"""
+    torch.set_num_threads(2)
     e = fresh(dummy_pipe)
     real, seen = e.call_pipe, []
 
@@ -250,15 +244,12 @@ def test_cpu_lanes_run_at_once_and_give_the_one_batch_generation(dummy_pipe, two
 
 
 def test_one_thread_means_one_lane(dummy_pipe) -> None:
-    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        assert fresh(dummy_pipe).generate(Request(DDIM, 2, SEEDS, "p")).chunks == [len(SEEDS)]
-    finally:
-        torch.set_num_threads(before)
+    assert fresh(dummy_pipe).generate(Request(DDIM, 2, SEEDS, "p")).chunks == [len(SEEDS)]
 
 
-def test_a_failing_lane_stops_the_others_and_its_error_passes_through(dummy_pipe, two_threads) -> None:
+def test_a_failing_lane_stops_the_others_and_its_error_passes_through(dummy_pipe) -> None:
+    torch.set_num_threads(2)
     e = fresh(dummy_pipe)
     real, steps_run = e.call_pipe, []
 

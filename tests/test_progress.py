@@ -19,16 +19,9 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: the engine runs the chunks in one lane, in order (on more, their lines interleave)."""
-    before = torch.get_num_threads()
+def test_a_generation_reports_each_step_and_one_finished_line(dummy_pipe) -> None:
+    # One torch thread: the engine runs the chunks in one lane, in order (on more, their lines interleave).
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_a_generation_reports_each_step_and_one_finished_line(dummy_pipe, one_thread) -> None:
     seen: list[tuple[str, bool]] = []
     progress = Progress(lambda text, final: seen.append((text, final)), interval=0.0, clock=Clock())
     progress.context = "sweet-spot"
