@@ -22,6 +22,7 @@ makes an image independent of the thread count (two threads round a few reductio
 """
 from __future__ import annotations
 
+import copy
 import functools
 import queue
 import threading
@@ -182,7 +183,7 @@ class Engine:
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
         self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
-        #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own schedulers.
+        #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and schedulers.
         self._lane_pipes: list[StableDiffusionPipeline] = []
 
     # ------------------------------------------------------------------ inputs
@@ -345,10 +346,7 @@ class Engine:
                 torch.set_num_threads(1)
                 return [run(start, count) for start, count in chunks]
             while len(self._lane_pipes) < lanes - 1:
-                # The components reused as diffusers documents it (from_pipe would also cast them, with a warning).
-                lane_pipe = type(self.pipe)(**self.pipe.components, requires_safety_checker=False)
-                lane_pipe.set_progress_bar_config(disable=True)
-                self._lane_pipes.append(lane_pipe)
+                self._lane_pipes.append(self._lane_pipe())
             free: queue.SimpleQueue[Any] = queue.SimpleQueue()
             for pipe in (self.pipe, *self._lane_pipes[:lanes - 1]):
                 free.put(pipe)
@@ -383,6 +381,23 @@ class Engine:
             return parts
         finally:
             torch.set_num_threads(threads)
+
+    def _lane_pipe(self) -> StableDiffusionPipeline:
+        """A pipeline for one more CPU lane: the engine's modules, reused as diffusers documents it (from_pipe would
+        also cast them, with a warning), but its own tokenizer and scheduler.
+
+        A fast (Rust-backed) tokenizer keeps its padding setting between calls, and the pipeline tokenizes each
+        prompt twice with different padding ("max_length", then "longest" to warn of truncation): two lanes on one
+        tokenizer sometimes encode a prompt with the other lane's padding, a shorter text embedding and so another
+        image (measured: 2 of 300 two-lane generations of the random pipeline differed). The scheduler is a copy because
+        the pipeline's constructor may rewrite a scheduler's config (steps_offset, clip_sample), and while lanes are
+        made the engine's pipeline holds the running request's scheduler; each chunk sets its own anyway."""
+        parts = dict(self.pipe.components)
+        parts["tokenizer"] = copy.deepcopy(self.pipe.tokenizer)
+        parts["scheduler"] = copy.deepcopy(self.pipe.scheduler)
+        pipe = type(self.pipe)(**parts, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
 
     def _sample_chunk(self, req: Request, scheduler: Any, start: int, count: int, gens: list[torch.Generator],
                       latents: torch.Tensor | None, callback: Callable[[Any, int, Any, dict], dict] | None,

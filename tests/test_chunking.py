@@ -269,3 +269,22 @@ def test_a_failing_lane_stops_the_others_and_its_error_passes_through(dummy_pipe
     with pytest.raises(IndexError):
         e.generate(Request(DDIM, 50, SEEDS, "p"))
     assert len(steps_run) < 50 and torch.get_num_threads() == 2
+
+
+
+def test_lanes_do_not_share_a_tokenizer_or_a_scheduler(dummy_pipe) -> None:
+    """A fast tokenizer keeps its padding between calls and the pipeline pads each prompt two ways, so lanes on one
+    tokenizer sometimes encoded a prompt with the other lane's padding (1 to 2 in 1,000 two-lane generations gave
+    other images). Each lane's tokenizer is its own: padding set in one is not seen in another."""
+    torch.set_num_threads(3)
+    e = fresh(dummy_pipe)
+    e.generate(Request(DDIM, 1, SEEDS, "a red circle"))
+    pipes = [e.pipe, *e._lane_pipes]
+    assert len(pipes) == 3
+    assert len({id(p.tokenizer) for p in pipes}) == 3 and len({id(p.scheduler) for p in pipes}) == 3
+    assert len({id(p.unet) for p in pipes}) == 1  # the modules themselves are shared
+    before = [p.tokenizer._tokenizer.padding for p in pipes]
+    pipes[1].tokenizer(["a red circle"], padding="longest")
+    pipes[2].tokenizer(["a red circle"], padding="max_length", max_length=12)
+    assert pipes[0].tokenizer._tokenizer.padding == before[0]
+    assert pipes[1].tokenizer._tokenizer.padding != pipes[2].tokenizer._tokenizer.padding
