@@ -20,12 +20,17 @@ def req(name: str = "ddim", steps: int = 4, seeds=(1, 2), **kw) -> Request:
 
 
 def test_identical_requests_are_computed_once(dummy_engine: Engine) -> None:
+    """A repeat is a lookup: the fastest of five repeats (so that a garbage collection or a busy machine during one
+    cannot fail it) takes under a millisecond, where a generation takes tens."""
     a = dummy_engine.generate(req())
-    start = time.perf_counter()
-    b = dummy_engine.generate(req())
-    elapsed = time.perf_counter() - start
-    assert b is a and dummy_engine.stats == {"hits": 1, "misses": 1, "uncached": 0, "extended": 0}
-    assert elapsed < 1e-3, f"a cached repeat took {elapsed * 1e3:.3f} ms"
+    elapsed = []
+    for _ in range(5):
+        start = time.perf_counter()
+        b = dummy_engine.generate(req())
+        elapsed.append(time.perf_counter() - start)
+        assert b is a
+    assert dummy_engine.stats == {"hits": 5, "misses": 1, "uncached": 0, "extended": 0}
+    assert min(elapsed) < 1e-3, f"a cached repeat took {min(elapsed) * 1e3:.3f} ms at best"
 
 
 @pytest.mark.parametrize("change", [
