@@ -17,8 +17,9 @@ into one share per generation thread (or into --max-batch chunks), run at once, 
 pipeline over the same components. A small U-Net's operators are too short for OpenMP's threads to pay for
 their barriers. On the 2-core machine this suite is built on, two lanes of 32 embedded-model seeds ran DDPM@100
 1.6-1.9x as fast as one batch of 64 on two threads, alone, with identical images; inside a run, interleaved,
-`pytest claims/ --claim comparable-quality` took 147 and 160 s against 193 and 178 s. One thread per call also
-makes an image independent of the thread count (two threads round a few reductions differently).
+`pytest claims/ --claim comparable-quality` took 147 and 160 s against 193 and 178 s. One thread per call makes
+a chunk's images independent of the thread count; the shares are not (one per lane), so on another core count a
+pixel can differ by 1/255, as between any two chunk sizes.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from .counters import count_unet_calls
 from .memory import MemoryProbe, is_oom, probe_for, run_in_chunks
 from .metrics import guard
 from .schedulers import SchedulerSpec, make_scheduler
+from .threads import pinned
 
 DEFAULT_GUIDANCE = 7.5
 
@@ -183,7 +185,8 @@ class Engine:
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
         self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
-        #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and schedulers.
+        #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and
+        #: schedulers.
         self._lane_pipes: list[StableDiffusionPipeline] = []
 
     # ------------------------------------------------------------------ inputs
@@ -292,12 +295,8 @@ class Engine:
                     if whole or not is_oom(exc):
                         raise
                     parts.clear()
-                    threads = torch.get_num_threads()
-                    torch.set_num_threads(1)
-                    try:
+                    with pinned(1):
                         run_in_chunks(n, shape, self.fits, self.memory, self.max_batch, run, parts, self.device)
-                    finally:
-                        torch.set_num_threads(threads)
             elif whole:
                 parts.append(run(0, n))
             else:
@@ -341,9 +340,8 @@ class Engine:
         else:
             chunks = [(int(a[0]), len(a)) for a in np.array_split(np.arange(n), min(threads, n))]
         lanes = min(threads, len(chunks))
-        try:
+        with pinned(1):  # every pipeline call on one thread; the lanes set their own
             if lanes == 1:
-                torch.set_num_threads(1)
                 return [run(start, count) for start, count in chunks]
             while len(self._lane_pipes) < lanes - 1:
                 self._lane_pipes.append(self._lane_pipe())
@@ -379,8 +377,6 @@ class Engine:
                 part.seconds = wall * count / n
                 part.extra["cpu_seconds"] = cpu * count / n
             return parts
-        finally:
-            torch.set_num_threads(threads)
 
     def _lane_pipe(self) -> StableDiffusionPipeline:
         """A pipeline for one more CPU lane: the engine's modules, reused as diffusers documents it (from_pipe would
@@ -389,9 +385,9 @@ class Engine:
         A fast (Rust-backed) tokenizer keeps its padding setting between calls, and the pipeline tokenizes each
         prompt twice with different padding ("max_length", then "longest" to warn of truncation): two lanes on one
         tokenizer sometimes encode a prompt with the other lane's padding, a shorter text embedding and so another
-        image (measured: 2 of 300 two-lane generations of the random pipeline differed). The scheduler is a copy because
-        the pipeline's constructor may rewrite a scheduler's config (steps_offset, clip_sample), and while lanes are
-        made the engine's pipeline holds the running request's scheduler; each chunk sets its own anyway."""
+        image (measured: 2 of 300 two-lane generations of the random pipeline differed). The scheduler is a copy
+        because the pipeline's constructor may rewrite a scheduler's config (steps_offset, clip_sample), and while
+        lanes are made the engine's pipeline holds the running request's scheduler; each chunk sets its own anyway."""
         parts = dict(self.pipe.components)
         parts["tokenizer"] = copy.deepcopy(self.pipe.tokenizer)
         parts["scheduler"] = copy.deepcopy(self.pipe.scheduler)

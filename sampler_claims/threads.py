@@ -41,12 +41,19 @@ def xdist_workers() -> int:
 
 
 @contextmanager
-def for_timing(device: str) -> Iterator[int]:
-    """Run the block on TIMING_THREADS torch threads on the CPU (elsewhere unchanged); restore after."""
+def pinned(n: int | None) -> Iterator[int]:
+    """Run the block on `n` torch threads (None: unchanged); restore the caller's count after."""
     before = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(TIMING_THREADS)
+    if n is not None:
+        torch.set_num_threads(n)
     try:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def for_timing(device: str) -> Iterator[int]:
+    """Run the block on TIMING_THREADS torch threads on the CPU (elsewhere unchanged); restore after."""
+    with pinned(TIMING_THREADS if device == "cpu" else None) as n:
+        yield n
