@@ -271,7 +271,6 @@ def test_a_failing_lane_stops_the_others_and_its_error_passes_through(dummy_pipe
     assert len(steps_run) < 50 and torch.get_num_threads() == 2
 
 
-
 def test_lanes_do_not_share_a_tokenizer_or_a_scheduler(dummy_pipe) -> None:
     """A fast tokenizer keeps its padding between calls and the pipeline pads each prompt two ways, so lanes on one
     tokenizer sometimes encoded a prompt with the other lane's padding (1 to 2 in 1,000 two-lane generations gave
