@@ -13,7 +13,7 @@ controls in `tests/test_negative_<exercise>.py`, all under the same claim id.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, TypeVar
 
 from .verdict import CONFIRMED, REFUTED, VERDICTS, power_z  # noqa: F401 - VERDICTS is re-exported
@@ -286,6 +286,10 @@ class Claim:
     #: run, so it gets a worker of its own; the quality control (DPM-Solver@200 and @5) and DPM-Solver@20
     #: are then generated on both workers, a measured trade (README, xdist).
     group_override: str = ""
+    #: What a verdict on this claim is a finding about: "diffusers" (a fact of diffusers' API or of the sampler's
+    #: algorithm, which holds on any model: calls, draws, identity, errors) or "model" (measured on the model and
+    #: device of the run: quality, convergence, time). The errata groups refutations by it.
+    scope: str = "model"
 
     @property
     def group(self) -> str:
@@ -836,7 +840,14 @@ def _claims() -> list[Claim]:
     ]
 
 
-CLAIMS: dict[str, Claim] = {c.id: c for c in _claims()}
+#: The claims whose verdict is a fact of diffusers' API or of the sampler's algorithm (scope "diffusers").
+DIFFUSERS_FACTS = ("same-weights", "lesson-code-runs", "cfg-two-passes", "ddim-deterministic", "ddpm-stochastic",
+                   "ddim-depends-only-on-zT", "ddpm-noise-draws", "ddpm-reproducible-when-reseeded", "ddim-eta",
+                   "callback-after-step", "clone-needed", "ddpm-formula-adjacent", "dpm-multi-point",
+                   "steps-are-calls", "ddim-step-lands-on-schedule")
+
+CLAIMS: dict[str, Claim] = {c.id: (replace(c, scope="diffusers") if c.id in DIFFUSERS_FACTS else c)
+                            for c in _claims()}
 
 
 def get(claim_id: str) -> Claim:
