@@ -188,6 +188,10 @@ class Engine:
         #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and
         #: schedulers.
         self._lane_pipes: list[StableDiffusionPipeline] = []
+        #: U-Net evaluations made (images x calls, CFG counted: the plan's unit) per ledger key: the claim whose test
+        #: is running (set by the plugin), so that claims.json can show each claim's planned against made.
+        self.ledger: dict[str, int] = {}
+        self.ledger_key: str | None = None
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -229,6 +233,8 @@ class Engine:
             self._cache[key] = result
             return result
         result = self._run(request, generators=generators, callback=callback)
+        if self.ledger_key is not None:
+            self.ledger[self.ledger_key] = self.ledger.get(self.ledger_key, 0) + sum(result.unet_batch_sizes)
         if bypass:
             self.stats["uncached"] += 1
         else:

@@ -437,6 +437,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     if cs is not None and cs.progress is not None:
         marker = item.get_closest_marker("claim")
         cs.progress.context = marker.args[0] if marker else item.name
+    if cs is not None and (marker := item.get_closest_marker("claim")) is not None:
+        cs.enter_claim(marker.args[0])
         if marker and not cs.plan_started:
             cs.plan_started = __import__("time").perf_counter()
     return (yield from _stop_on_oom())
@@ -488,6 +490,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     chunks = cs.drain_chunks(cid)
     if chunks:
         rec.ran_on["chunks"] = chunk_summary(chunks)
+    rec.ran_on["unet_evaluations"] = cs.evaluations(cid)
     report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message}))
     if worker_id(item.config) is not None:
         report.user_properties.append((RECORD_PROP, record_payload(rec)))

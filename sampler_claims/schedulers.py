@@ -28,6 +28,8 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import logging as diffusers_logging
 
+from .names import LABELS, STOCHASTIC  # noqa: F401 - re-exported: the names live without diffusers
+
 
 class DDIMNextStepScheduler(DDIMScheduler):
     """DDIM whose step goes to the schedule's own next timestep: the corrected step that
@@ -84,17 +86,6 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     #: Not a diffusers scheduler: DDIM with the step to the schedule's next timestep (ddim-step-lands-on-schedule).
     "ddim-next": DDIMNextStepScheduler,
 }
-#: Samplers that draw fresh noise at every step: no single converged solution to measure distance to.
-STOCHASTIC = {"ddpm", "euler-a", "kdpm2-a", "dpm-sde"}
-
-LABELS = {
-    "ddpm": "DDPM", "ddim": "DDIM", "dpm-solver": "DPM-Solver", "dpm-solver-single": "DPM-Solver (singlestep)",
-    "heun": "Heun", "euler": "Euler", "euler-a": "Euler ancestral", "lms": "LMS", "pndm": "PNDM",
-    "unipc": "UniPC", "deis": "DEIS", "kdpm2": "KDPM2", "kdpm2-a": "KDPM2 ancestral", "dpm-sde": "DPM-Solver SDE",
-    "edm-euler": "EDM Euler", "ddim-next": "DDIM (step to the next scheduled timestep)",
-}
-
-
 def short_name(cls: type) -> str | None:
     """The short name of a diffusers scheduler class, None for one this suite does not know."""
     for name, known in SCHEDULERS.items():

@@ -48,6 +48,8 @@ class ClaimsSession:
         #: sampler_claims.progress.Progress: one line per generation (set by the plugin; None stays quiet).
         self.progress: Any = None
         self._chunks: dict[str, list[list[int]]] = {}
+        #: The claim whose test is running (enter_claim), for the engine's ledger.
+        self.current_claim: str | None = None
         #: sampler_claims.plan.Plan of the selected claims (set after collection), and --budget's outcome.
         self.plan: Any = None
         self.plan_started = 0.0
@@ -116,7 +118,28 @@ class ClaimsSession:
             self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
                                   device=self.settings.device, max_batch=self.settings.max_batch,
                                   progress=self.progress)
+            self._engine.ledger_key = self.current_claim
         return self._engine
+
+    def enter_claim(self, claim_id: str) -> None:
+        """The claim whose test runs now: the engine's ledger counts its generations under it."""
+        self.current_claim = claim_id
+        if self._engine is not None:
+            self._engine.ledger_key = claim_id
+
+    def evaluations(self, claim_id: str) -> dict[str, Any]:
+        """The claim's U-Net evaluations: planned (the catalogue's runs, sampler_claims.plan) and made (the engine's
+        ledger), shared generations counted once, in the claim that made them."""
+        from .timing import REPETITIONS
+
+        ledger = self._engine.ledger if self._engine is not None else {}
+        out: dict[str, Any] = {"made": ledger.get(claim_id, 0)}
+        if self.plan is not None and claim_id in self.plan.per_claim:
+            out["planned"] = self.plan.per_claim[claim_id]
+        extra = ledger.get(f"{claim_id} {REPETITIONS}")
+        if extra:
+            out["timing_repetitions"] = extra
+        return out
 
     def run_left(self) -> str | None:
         """The plan's time left for the run, from its estimate and the time since collection."""

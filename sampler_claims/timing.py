@@ -37,7 +37,6 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from .engine import Engine, Request
-from .schedulers import DPM, LESSON_SAMPLERS
 from .threads import for_timing
 
 #: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
@@ -68,26 +67,45 @@ def timed_name(sampler: str, steps: int, guidance: float | None = None) -> str:
     return f"{short}@{steps}" + ("" if guidance is None else f" guidance {guidance:g}")
 
 
-def timed_configs(prompt: str, seed: int) -> dict[str, Request]:
-    """Every configuration any timing claim reads, one seed each, by name: DPM-Solver over linear-time's
-    `step_counts` and recommended-default's `steps`, and the lesson's three samplers of Exercise 1 (DDIM@50 also
-    without guidance). Read from the registry when called, so the rounds time what the registry says."""
-    from .registry import get
+def timed_runs() -> dict[str, Any]:
+    """Every run a claim of the catalogue declares for the timing rounds (`repeat = "rounds"`), by timed name, each
+    once: the rounds time the union, so one DDPM@1000 timing per round serves every claim that reads it."""
+    from .registry import CLAIMS
+    from .runs import ROUNDS
 
-    grid = get("linear-time").t("step_counts", tuple)
-    dpm_steps = (*grid, *(s for s in get("recommended-default").t("steps", tuple) if s not in grid))
-    out = {timed_name(DPM.name, s): Request(DPM, s, (seed,), prompt) for s in dpm_steps}
-    ddim, ddim_steps = LESSON_SAMPLERS["ddim"]
-    out[timed_name(ddim.name, ddim_steps)] = Request(ddim, ddim_steps, (seed,), prompt)
-    out[timed_name(ddim.name, ddim_steps, NO_GUIDANCE)] = Request(ddim, ddim_steps, (seed,), prompt,
-                                                                  guidance=NO_GUIDANCE)
-    for spec, steps in (LESSON_SAMPLERS["ddpm"], LESSON_SAMPLERS["dpm-solver"]):
-        out.setdefault(timed_name(spec.name, steps), Request(spec, steps, (seed,), prompt))
-    return out
+    out: dict[str, Any] = {}
+    for claim in CLAIMS.values():
+        for run in claim.runs.values():
+            if run.repeat == ROUNDS:
+                out.setdefault(run_timed_name(run), run)
+    # Shortest first: the rounds rotate their start, and with the longest (DDPM@1000) last in the list no round of
+    # the default count starts with it, so every round's short configurations straddle it (_one_round).
+    return dict(sorted(out.items(), key=lambda kv: kv[1].steps * (2 if kv[1].guidance > 1 else 1)))
+
+
+def run_timed_name(run: Any) -> str:
+    """The timed name of a declared run (sampler_claims.runs.RunSpec)."""
+    from .runs import DEFAULTS
+
+    return timed_name(run.sampler, run.steps, None if run.guidance == DEFAULTS["guidance"] else run.guidance)
+
+
+def timed_configs(prompt: str, seed: int) -> dict[str, Request]:
+    """Every configuration any timing claim reads, one seed each, by name: the runs the catalogue's timing claims
+    declare for the rounds (timed_runs). Read when called, so the rounds time what the catalogue says."""
+    return {name: run.request((seed,), prompt) for name, run in timed_runs().items()}
+
+
+def claim_timed(claim_id: str) -> dict[str, str]:
+    """A timing claim's timed runs: its run name -> the timed name the rounds keep it under."""
+    from .registry import get
+    from .runs import ROUNDS
+
+    return {name: run_timed_name(run) for name, run in get(claim_id).runs.items() if run.repeat == ROUNDS}
 
 
 #: The timed configuration of each lesson sampler, by the lesson's short name (speedup reads these).
-LESSON_TIMED = {n: timed_name(spec.name, steps) for n, (spec, steps) in LESSON_SAMPLERS.items()}
+LESSON_TIMED = {name.removeprefix("timed-"): timed for name, timed in claim_timed("speedup").items()}
 
 
 def unet_samples(req: Request) -> int:
@@ -189,6 +207,8 @@ def run_rounds(engine: Engine, configs: dict[str, Request], rounds: int,
 
 
 TIMING_KEY = pytest.StashKey[Rounds]()
+#: The engine ledger's suffix for the timing rounds' repetitions beyond one call per configuration and round.
+REPETITIONS = "(timing repetitions)"
 
 
 def session_rounds(request: pytest.FixtureRequest, engine: Engine, prompt: str, seed: int,
@@ -247,7 +267,16 @@ def _one_round(engine: Engine, configs: dict[str, Request], out: Rounds) -> None
     last: dict[str, Any] = {}
 
     def call(n: str) -> None:
-        gen = engine.generate(configs[n], cached=False)
+        # The plan counts one call per configuration and round; the repetitions that make a short one last
+        # min_time depend on this machine's speed, so the engine's ledger keeps them apart.
+        key = getattr(engine, "ledger_key", None)
+        if key is not None and calls[n][0]:
+            engine.ledger_key = f"{key} {REPETITIONS}"
+        try:
+            gen = engine.generate(configs[n], cached=False)
+        finally:
+            if key is not None:
+                engine.ledger_key = key
         wall, cpu = calls[n]
         wall.append(gen.seconds)
         cpu.append(gen.cpu_seconds)

@@ -78,15 +78,22 @@ def test_the_convergence_reference_that_runs_is_the_claims_registry_entry(monkey
     assert session.convergence(registry.get("ddpm-10-worse"), engine, ROSTER) is None
 
 
-def test_the_timing_grid_that_runs_is_the_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [n for n in timed_configs("p", 0) if n.startswith("dpm@")] == [
-        "dpm@5", "dpm@10", "dpm@20", "dpm@50", "dpm@100", "dpm@200", "dpm@25"]
-    _set(monkeypatch, "linear-time", "step_counts", (4, 8, 16, 32))
-    _set(monkeypatch, "recommended-default", "steps", (20, 30))
+def test_the_timing_grid_that_runs_is_the_catalogue_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rounds time the runs the timing claims declare (repeat = "rounds"), each once: changing linear-time's
+    declared runs changes what is timed."""
+    from dataclasses import replace as _replace
+
+    from sampler_claims.runs import ROUNDS
+
+    assert sorted(int(n[4:]) for n in timed_configs("p", 0) if n.startswith("dpm@")) == [5, 10, 20, 25, 50, 100, 200]
+    lt = registry.get("linear-time")
+    template = lt.run("timed-dpm-solver-5")
+    runs = {f"timed-dpm-solver-{s}": _replace(template, name=f"timed-dpm-solver-{s}", steps=s) for s in (4, 8, 16, 32)}
+    monkeypatch.setitem(registry.CLAIMS, "linear-time", _replace(lt, runs=runs))
     configs = timed_configs("p", 0)
-    assert [n for n in configs if n.startswith("dpm@")] == ["dpm@4", "dpm@8", "dpm@16", "dpm@32", "dpm@20", "dpm@30"]
-    assert {r.steps for r in configs.values() if r.scheduler.name == "dpm-solver"} == {4, 8, 16, 32, 20, 30}
+    assert sorted(int(n[4:]) for n in configs if n.startswith("dpm@")) == [4, 8, 16, 20, 25, 32]
     assert {"ddim@50", "ddim@50 guidance 1", "ddpm@1000"} <= set(configs)
+    assert all(r.repeat == ROUNDS for r in runs.values())
 
 
 def test_an_unknown_threshold_name_lists_the_names_that_exist() -> None:
