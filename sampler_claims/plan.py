@@ -339,7 +339,7 @@ def likely_inconclusive(claim_ids: Iterable[str], seeds: int) -> dict[str, int]:
         c = registry.get(cid)
         if c.kind != "statistical":
             continue
-        need = POWER_SEEDS["ddpm" if ddpm_paired(c) else "deterministic"]
+        need = POWER_SEEDS["stochastic" if ddpm_paired(c) else "deterministic"]
         if registry.claim_seeds(c, seeds) < need:
             out[cid] = registry.seeds_option(c, need)
     return out

@@ -286,6 +286,14 @@ def claim_roster(claim: ClaimRecorder, prompts: Prompts, settings: Settings) -> 
 
 
 @pytest.fixture
+def runs(claim: ClaimRecorder, engine: Engine, prompts: Prompts, settings: Settings) -> Any:
+    """The claim's declared runs by name (sampler_claims.claim_runs.ClaimRuns): `runs.generate("ddim")`."""
+    from .claim_runs import ClaimRuns
+
+    return ClaimRuns(claim.claim, engine, prompts, settings.seeds)
+
+
+@pytest.fixture
 def quality(claim: ClaimRecorder, claims_session: ClaimsSession) -> Quality:
     """The quality metric of the run (--quality): the checker, or CLIP score (inconclusive with the fix when no
     CLIP weights can be had: the run never fails over it). Built once per session; it asks for `claim` first so

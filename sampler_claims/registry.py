@@ -160,7 +160,7 @@ CONVERGENCE = {"convergence_reference": CONVERGENCE_REFERENCE, "converged_ratio"
 #: is ~10 min on one CPU thread). The default, 32 seeds, decides the deterministic comparisons with margin to
 #: spare; the claims that pair with DDPM run on DDPM_SEEDS times the roster (below), and where one is still left
 #: inconclusive the report names the --seeds that would decide it. A GPU run can afford more.
-SEEDS_PILOT: dict[str, tuple[float, float]] = {"deterministic": (0.058, 0.01), "ddpm": (0.22, 0.0)}
+SEEDS_PILOT: dict[str, tuple[float, float]] = {"deterministic": (0.058, 0.01), "stochastic": (0.22, 0.0)}
 
 #: The claims whose deciding comparison pairs a sampler with stochastic DDPM run on a roster this many times
 #: --seeds (the first --seeds pairs are the shared roster, so only the rest is generated again). Pairing by seed

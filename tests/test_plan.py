@@ -84,9 +84,9 @@ def test_budget_takes_the_largest_roster_that_fits_and_names_the_likely_inconclu
     few = plan.POWER_SEEDS["deterministic"] - 1  # fewer than either kind of pair needs
     lost = plan.likely_inconclusive(["comparable-quality", "no-gain-past-25", "sweet-spot", "speedup"], few)
     factor = registry.DDPM_SEEDS.value  # comparable-quality runs on factor x --seeds
-    assert lost == {"comparable-quality": -(-plan.POWER_SEEDS["ddpm"] // factor),  # sweet-spot: SCORE_SEEDS x few
+    assert lost == {"comparable-quality": -(-plan.POWER_SEEDS["stochastic"] // factor),  # sweet-spot: SCORE_SEEDS x few
                     "no-gain-past-25": plan.POWER_SEEDS["deterministic"]}
-    assert plan.POWER_SEEDS["ddpm"] > plan.POWER_SEEDS["deterministic"]
+    assert plan.POWER_SEEDS["stochastic"] > plan.POWER_SEEDS["deterministic"]
 
 
 CLAIM_TEST = """
