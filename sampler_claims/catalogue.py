@@ -36,6 +36,9 @@ CLAIM_KEYS: dict[str, bool] = {
     "expected_why": False, "corrected": False, "thresholds": False, "runs": False,
 }
 KINDS = ("exact", "statistical", "timing")
+#: The rule kinds a claim added by a --claims-file may use: each has a generic test (claims/test_declared.py) that
+#: runs the claim from its entry alone, so a new claim of these kinds needs no Python.
+GENERIC_RULES = ("comparable_quality",)
 SCOPES = ("model", "diffusers")
 
 
@@ -201,9 +204,21 @@ def load(extra: list[str | Path] | tuple[str | Path, ...] = ()) -> dict[str, Any
                 raise CatalogueError(f"{path}: claim #{k + 1} has no id")
             where = f"{path}: claim {entry['id']!r}"
             base = claims.get(entry["id"])
-            claims[entry["id"]] = _claim(entry, where, base)
+            claim = _claim(entry, where, base)
+            if base is None and claim.rule not in GENERIC_RULES:
+                raise CatalogueError(f"{where}: a new claim's rule must be one with a generic test: "
+                                     f"{', '.join(GENERIC_RULES)} (rule {claim.rule!r} needs a test of its own in "
+                                     "claims/)")
+            if base is None and not claim.runs:
+                raise CatalogueError(f"{where}: a new claim declares the runs it compares ([claim.runs])")
+            claims[entry["id"]] = claim
     order = {s: i for i, s in enumerate(SECTIONS)}
     return dict(sorted(claims.items(), key=lambda kv: order[kv[1].module]))
+
+
+def built_in(claim: Any) -> bool:
+    """Whether the claim is the package's own (it has a test in claims/), not one a --claims-file added."""
+    return claim.source.startswith(str(HOME.relative_to(HOME.parent.parent)))
 
 
 def files(extra: list[str | Path] | tuple[str | Path, ...] = ()) -> list[str]:

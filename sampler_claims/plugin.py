@@ -51,6 +51,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
                     help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
                          "(default: every claim)")
+    group.addoption("--claims-file", action="append", default=[], metavar="PATH", dest="claims_files",
+                    help="a TOML file of [[claim]] tables read after the built-in catalogue (repeatable): new claims "
+                         "of the existing rule kinds, or overrides of an entry's runs and thresholds, each shown in "
+                         "the header and the report beside the built-in value (default: none)")
     group.addoption("--atlas", action="store_true", default=False,
                     help="also run the sampler atlas (every compatible scheduler on a grid of U-Net calls) and "
                          "decide default-on-front; about 3-5 minutes on a 2-core CPU (default: off)")
@@ -100,6 +104,15 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "(checked at collection: every claim has one)")
     if config.getoption("help", default=False):
         return
+    files = config.getoption("claims_files", default=None) or []
+    if files:
+        from .catalogue import CatalogueError
+
+        try:
+            registry.use_files(files)
+        except CatalogueError as exc:
+            raise pytest.UsageError(f"--claims-file: {exc}") from None
+        config.add_cleanup(registry.use_files)  # the built-in catalogue again (an in-process pytester run)
     if config.getoption("--deterministic", default=False):
         from diffusers.utils.torch_utils import enable_full_determinism
 
@@ -155,8 +168,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                                rounds=s.timing_rounds, atlas=config.getoption("--atlas"), trained=s.trained).lines()
         plan_lines.append("claims plan: no time estimate under xdist (the controller loads no model); "
                           "--claims-plan without -n calibrates here")
+    overrides = [f"claims: {c.id}: {what} {name + ' ' if name else ''}{old!r} -> {new!r} (--claims-file; built-in "
+                 f"value {old!r})" for c in registry.CLAIMS.values() for what, name, old, new in c.overrides]
     return [line for line in [
         f"claims: model={s.model_kind} ({s.model_reason}) source={s.model_source}",
+        f"claims: catalogue {', '.join(registry.FILES)}",
+        *overrides,
         f"claims: device={s.device} dtype={s.dtype_name} seeds={s.seeds} seed-base={s.seed_base} "
         f"timing-rounds={s.timing_rounds} deterministic={s.deterministic} "
         f"report={s.report_path}",

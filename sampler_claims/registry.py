@@ -266,7 +266,7 @@ class Claim:
     exercise: str
     lesson: str
     measure: str
-    lead: str
+    lead: str = ""
     #: exact (identity, counts: no interval), statistical (seeds), or timing (rounds).
     kind: str = "exact"
     #: Quality claims need a trained model: on random weights they are skipped.

@@ -254,6 +254,12 @@ class Results:
                 "ran_on": r.ran_on,
                 "metrics": r.metrics,
                 "thresholds": {k: {"value": _jsonable(t.value), "why": t.why} for k, t in r.claim.thresholds.items()},
+                "runs": {n: {"label": run.label, "sampler": run.sampler, "steps": run.steps, "guidance": run.guidance,
+                             "seeds": run.seeds, **({"overrides": dict(run.overrides)} if run.overrides else {})}
+                         for n, run in r.claim.runs.items()},
+                "catalogue": {"source": r.claim.source, "rule": r.claim.rule,
+                              "overrides": [{"what": w, "name": n, "built_in": _jsonable(o), "value": _jsonable(v)}
+                                            for w, n, o, v in r.claim.overrides]},
                 "evidence": ev, "tests": r.tests, "outcome": r.outcome,
             })
         return {"schema": SCHEMA, "environment": self.environment, "claims": claims}

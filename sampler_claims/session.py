@@ -188,6 +188,11 @@ class ClaimsSession:
         chunks = {cid: r.ran_on["chunks"] for cid, r in self.results.records.items() if r.ran_on.get("chunks")}
         if chunks:
             env["chunk_sizes"] = chunks
+        env["catalogue"] = list(registry.FILES)
+        overrides = {c.id: [{"what": what, "name": name, "built_in": old, "value": new}
+                            for what, name, old, new in c.overrides] for c in registry.CLAIMS.values() if c.overrides}
+        if overrides:
+            env["catalogue_overrides"] = overrides
         if self.plan is not None:
             env["plan"] = self.plan.as_dict()
         if self.budget is not None:

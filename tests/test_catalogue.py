@@ -89,3 +89,54 @@ def test_an_override_is_recorded_beside_the_built_in_value(tmp_path: Path) -> No
     assert claim.t("comparable_margin") == 0.2
     assert ("threshold", "comparable_margin", registry.COMPARABLE.value, 0.2) in claim.overrides
     assert str(path) in claim.source
+
+
+NEW_CLAIM = '''
+[[claim]]
+id = "dpm-solver-10-comparable-to-20"
+rule = "comparable_quality"
+exercise = "Exercise 3"
+lesson = "DPM-Solver@10 is as good as DPM-Solver@20"
+measure = "checker score paired by seed: DPM-Solver@10 - DPM-Solver@20 against the comparable margin"
+kind = "statistical"
+needs_trained_model = true
+uses = ["quality"]
+corrected = "DPM-Solver at 10 steps is measurably worse than at 20 steps."
+
+[claim.thresholds]
+comparable_margin = { ref = "COMPARABLE" }
+
+[claim.runs]
+dpm-solver-10 = { sampler = "dpm-solver", steps = 10 }
+dpm-solver-20 = { sampler = "dpm-solver", steps = 20 }
+'''
+
+
+def test_a_new_claim_in_a_claims_file_runs_is_planned_reported_and_reaches_the_errata(pytester) -> None:
+    """No Python: a claim of an existing rule kind, declared in a file in a temporary folder, is planned (its
+    planned evaluations equal those the run made), decided by the generic test, reported in claims.json with the
+    file it came from, and listed in the errata (refuted or unsettled at 4 seeds)."""
+    import json
+
+    pytester.makepyfile(test_declared=(ROOT / "claims" / "test_declared.py").read_text())
+    (pytester.path / "mine.toml").write_text(NEW_CLAIM)
+    out = pytester.path / "out" / "index.html"
+    r = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", "tiny", "--seeds", "4",
+                                      "--claims-file", "mine.toml", "--claim", "dpm-solver-10-comparable-to-20",
+                                      "--claims-report", str(out))
+    r.stdout.fnmatch_lines(["*claims: catalogue *mine.toml*", "*claims plan:*dpm-solver-10-comparable-to-20*"])
+    data = json.loads((out.parent / "claims.json").read_text())
+    rec = next(c for c in data["claims"] if c["id"] == "dpm-solver-10-comparable-to-20")
+    assert rec["verdict"] in ("confirmed", "refuted", "inconclusive")
+    assert rec["ran_on"]["unet_evaluations"]["planned"] == rec["ran_on"]["unet_evaluations"]["made"] > 0
+    assert rec["catalogue"]["source"] == "mine.toml" and rec["runs"]["dpm-solver-10"]["label"] == "DPM-Solver@10"
+    assert "mine.toml" in data["environment"]["catalogue"][-1]
+    if rec["verdict"] != "confirmed":
+        assert "DPM-Solver@10 is as good as DPM-Solver@20" in (out.parent / "errata.md").read_text()
+
+
+def test_a_wrong_key_in_a_claims_file_fails_at_start_up_with_the_names(pytester) -> None:
+    (pytester.path / "bad.toml").write_text(NEW_CLAIM.replace('uses = ["quality"]', 'usse = ["quality"]'))
+    r = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--claims-file", "bad.toml")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*--claims-file*unknown key(s) usse*did you mean 'uses'*a claim takes:*"])
