@@ -30,8 +30,8 @@ class ClaimRuns:
 
     @property
     def role(self) -> str:
-        """Which prompt table entry a single-seed run takes: its exercise's (Exercise 1's for the others)."""
-        return self.claim.module if self.claim.module.startswith("exercise") else "exercise1"
+        """Which prompt table entry a single-seed run takes (registry.Claim.single_role)."""
+        return self.claim.single_role
 
     def inputs(self, name: str) -> tuple[str | tuple[str, ...], tuple[int, ...]]:
         """The prompt(s) and seeds of run `name`, as its `seeds` field declares them."""

@@ -192,6 +192,8 @@ class Engine:
         #: is running (set by the plugin), so that claims.json can show each claim's planned against made.
         self.ledger: dict[str, int] = {}
         self.ledger_key: str | None = None
+        #: What each ledger key asked the pipeline for: (request label, images), one entry per generation run.
+        self.requested: dict[str, list[tuple[str, int]]] = {}
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -235,6 +237,7 @@ class Engine:
         result = self._run(request, generators=generators, callback=callback)
         if self.ledger_key is not None:
             self.ledger[self.ledger_key] = self.ledger.get(self.ledger_key, 0) + sum(result.unet_batch_sizes)
+            self.requested.setdefault(self.ledger_key, []).append((request.label, len(request.seeds)))
         if bypass:
             self.stats["uncached"] += 1
         else:

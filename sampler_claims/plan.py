@@ -92,6 +92,11 @@ def claim_runs(claim: registry.Claim, *, quality: str, atlas: bool, trained: boo
     return out
 
 
+def request_label(run: RunSpec) -> str:
+    """The label the engine's request for this run has (sampler_claims.engine.Request.label)."""
+    return run.request((0,), "").label
+
+
 def compatible_names(model_source: str) -> list[str]:
     """Short names of the stock scheduler's compatibles, as steps-are-calls runs them (sampler_claims.atlas)."""
     import diffusers
@@ -210,6 +215,8 @@ class Plan:
     timing_min_s: float = 0.0
     #: U-Net evaluations per claim, each shared generation counted in the first claim that makes it.
     per_claim: dict[str, int] = field(default_factory=dict)
+    #: The generations each claim makes, as (the engine request's label, images), one entry per generation.
+    per_claim_runs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     @property
     def evaluations(self) -> int:
@@ -283,6 +290,7 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
         g = plan.groups.setdefault(claim.group, GroupPlan(claim.group, []))
         g.claims.append(cid)
         plan.per_claim[cid] = 0
+        plan.per_claim_runs[cid] = []
         frames = claim.t("frames", int) if "frames" in claim.thresholds else 0
         for run in claim_runs(claim, quality=quality, atlas=atlas, trained=trained, compatibles=compatibles):
             timed = run.repeat == ROUNDS or run.name == "warm-up" and any(
@@ -298,16 +306,19 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
                 if not n:
                     continue
             else:
-                key = (run.config, run.seeds)
+                key = (run.config, run.seeds, claim.single_role if run.seeds == "single" else "")
             if key is not None:
                 if key in seen:
                     continue
                 seen.add(key)
             times = run.times(rounds)
+            if run.seeds == "pairs":  # one generation per frame, over one image per pair of roster seeds
+                n, times = seeds // 2, times * (frames + 2)
             evals = n * calls_per_image(run, stock) * (2 if run.guidance > 1 else 1) * times
             g.evaluations += evals
             g.images += n * times
             plan.per_claim[cid] += evals
+            plan.per_claim_runs[cid] += [(request_label(run), n)] * times
             if calibration is not None:
                 r = calibration.rate(n)
                 secs = evals * r.per_eval + n * times * r.per_image

@@ -332,6 +332,13 @@ class Claim:
         return self.expected.get(model_kind, self.expected.get("*", CONFIRMED))
 
     @property
+    def single_role(self) -> str:
+        """The prompt-table entry its single-seed runs take (sampler_claims.prompts): its exercise's own, Exercise
+        1's for the takeaways and the claims beyond the lesson. Two claims' single-seed runs share a generation
+        only when their roles match."""
+        return self.module if self.module.startswith("exercise") else "exercise1"
+
+    @property
     def module(self) -> str:
         """Where the claim lives: sampler_claims/rules/<module>.py, claims/test_<module>.py."""
         return EXERCISES[self.exercise]

@@ -139,6 +139,10 @@ class ClaimsSession:
         extra = ledger.get(f"{claim_id} {REPETITIONS}")
         if extra:
             out["timing_repetitions"] = extra
+        if self._engine is not None:
+            out["generations"] = sorted(self._engine.requested.get(claim_id, []))
+        if self.plan is not None and claim_id in self.plan.per_claim_runs:
+            out["planned_generations"] = sorted(self.plan.per_claim_runs[claim_id])
         return out
 
     def run_left(self) -> str | None:
