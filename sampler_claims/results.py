@@ -251,6 +251,7 @@ class Results:
                 "verdict": verdict, "plain": plain.for_record(r), "reason": reason, "expected": r.expected,
                 "corrected": r.claim.corrected,
                 "seeds_needed": r.decision.seeds_needed if r.decision else None, "settle_with": r.settle_with,
+                "statements": [st.as_dict() for st in r.decision.statements] if r.decision else [],
                 "ran_on": r.ran_on,
                 "metrics": r.metrics,
                 "thresholds": {k: {"value": _jsonable(t.value), "why": t.why} for k, t in r.claim.thresholds.items()},

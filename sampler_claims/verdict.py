@@ -15,9 +15,10 @@ The pytest outcome is derived from the verdict in one place (`results.ClaimRecor
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,47 @@ def seeds_needed(iv: Interval, distance: float) -> int | None:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """One measured statement a verdict was decided from, as fields: what was measured (`label`), its estimate,
+    interval and count, the limit it was held against and how (`relation`), and what that gave. The reason, the
+    plain sentence, the report and the errata are written from these fields; no text is parsed back."""
+
+    label: str
+    verdict: str
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+    #: The limit: a margin (equivalence: inside +-limit), a bound (at least / at most), 0 (above 0), or a
+    #: [low, high] range (within).
+    limit: float | tuple[float, float] | None = None
+    relation: str = ""
+    scale: str = "linear"
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in (CONFIRMED, REFUTED)
+
+    @classmethod
+    def of(cls, label: str, verdict: str, iv: "Interval | None" = None, limit: Any = None,
+           relation: str = "") -> "Statement":
+        if iv is None:
+            return cls(label, verdict, limit=limit, relation=relation)
+        return cls(label, verdict, iv.mean, iv.low, iv.high, iv.n, limit, relation, iv.scale)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "verdict": self.verdict, "decided": self.decided,
+                               "relation": self.relation}
+        if self.estimate is not None:
+            out.update(estimate=_r(self.estimate), ci95=[_r(self.low), _r(self.high)], n=self.n)  # type: ignore[arg-type]
+        if self.limit is not None:
+            out["limit"] = list(self.limit) if isinstance(self.limit, tuple) else self.limit
+        if self.scale != "linear":
+            out["scale"] = self.scale
+        return out
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What a rule decided, why, and the numbers it decided on."""
 
@@ -131,6 +173,8 @@ class Verdict:
     numbers: dict[str, Any] = field(default_factory=dict)
     #: For an inconclusive statistical verdict: seeds that would decide it, with POWER, at the observed spread.
     seeds_needed: int | None = None
+    #: The statements it was decided from (one for a simple rule, every part's for all_of).
+    statements: tuple[Statement, ...] = ()
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -144,20 +188,24 @@ class Verdict:
         out = {"verdict": self.verdict, "reason": self.reason, "numbers": self.numbers}
         if self.seeds_needed is not None:
             out["seeds_needed"] = self.seeds_needed
+        if self.statements:
+            out["statements"] = [st.as_dict() for st in self.statements]
         return out
 
     def on(self, setting: str) -> "Verdict":
         """The same verdict with the setting it holds for (device, dtype, ...) after its reason."""
-        return Verdict(self.verdict, f"{self.reason} ({setting})", self.numbers, self.seeds_needed)
+        return Verdict(self.verdict, f"{self.reason} ({setting})", self.numbers, self.seeds_needed, self.statements)
 
     def named(self, name: str) -> "Verdict":
         """The same verdict with its reason prefixed by the statement it decides."""
-        return Verdict(self.verdict, f"{name}: {self.reason}", self.numbers, self.seeds_needed)
+        return Verdict(self.verdict, f"{name}: {self.reason}", self.numbers, self.seeds_needed,
+                       tuple(replace(st, label=f"{name}: {st.label}") for st in self.statements))
 
 
 def exact(holds: bool, why: str, **numbers: Any) -> Verdict:
     """An exact claim (identity, a count): the measurement is the whole population, no interval."""
-    return Verdict(CONFIRMED if holds else REFUTED, why, numbers)
+    verdict = CONFIRMED if holds else REFUTED
+    return Verdict(verdict, why, numbers, statements=(Statement.of(why, verdict, relation="exact"),))
 
 
 def inconclusive(why: str, seeds: int | None = None, **numbers: Any) -> Verdict:
@@ -169,12 +217,16 @@ def equivalent(iv: Interval, margin: float, what: str) -> Verdict:
     refuted when it lies wholly outside, else inconclusive with the seeds that would decide it."""
     text = f"{what} {iv} against the margin ±{margin:g}"
     nums = {"difference": iv.as_dict(), "margin": margin}
+    st = functools.partial(Statement.of, what, iv=iv, limit=margin, relation="inside ±limit")
     if -margin < iv.low and iv.high < margin:
-        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside the margin", nums)
+        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside the margin", nums, None,
+                       (st(verdict=CONFIRMED),))
     if iv.low >= margin or iv.high <= -margin:
-        return Verdict(REFUTED, f"{text}: the whole interval lies outside the margin", nums)
+        return Verdict(REFUTED, f"{text}: the whole interval lies outside the margin", nums, None,
+                       (st(verdict=REFUTED),))
     need = seeds_needed(iv, abs(margin - abs(iv.mean)))
-    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles the margin" + _need_text(iv, need), nums, need)
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles the margin" + _need_text(iv, need), nums, need,
+                   (st(verdict=INCONCLUSIVE),))
 
 
 def at_least(iv: Interval, bound: float, what: str) -> Verdict:
@@ -182,24 +234,30 @@ def at_least(iv: Interval, bound: float, what: str) -> Verdict:
     refuted when it lies wholly below, else inconclusive."""
     text = f"{what} {iv} against 'at least {bound:g}'"
     nums = {"estimate": iv.as_dict(), "bound": bound, "side": "at least"}
+    st = functools.partial(Statement.of, what, iv=iv, limit=bound, relation="at least")
     if iv.low >= bound:
-        return Verdict(CONFIRMED, f"{text}: the whole interval is at or above it", nums)
+        return Verdict(CONFIRMED, f"{text}: the whole interval is at or above it", nums,
+                       None, (st(verdict=CONFIRMED),))
     if iv.high < bound:
-        return Verdict(REFUTED, f"{text}: the whole interval is below it", nums)
+        return Verdict(REFUTED, f"{text}: the whole interval is below it", nums, None, (st(verdict=REFUTED),))
     need = seeds_needed(iv, abs(iv.mean - bound))
-    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need)
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need,
+                   (st(verdict=INCONCLUSIVE),))
 
 
 def at_most(iv: Interval, bound: float, what: str) -> Verdict:
     """One-sided: the quantity is at most `bound` (the mirror of at_least)."""
     text = f"{what} {iv} against 'at most {bound:g}'"
     nums = {"estimate": iv.as_dict(), "bound": bound, "side": "at most"}
+    st = functools.partial(Statement.of, what, iv=iv, limit=bound, relation="at most")
     if iv.high <= bound:
-        return Verdict(CONFIRMED, f"{text}: the whole interval is at or below it", nums)
+        return Verdict(CONFIRMED, f"{text}: the whole interval is at or below it", nums,
+                       None, (st(verdict=CONFIRMED),))
     if iv.low > bound:
-        return Verdict(REFUTED, f"{text}: the whole interval is above it", nums)
+        return Verdict(REFUTED, f"{text}: the whole interval is above it", nums, None, (st(verdict=REFUTED),))
     need = seeds_needed(iv, abs(iv.mean - bound))
-    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need)
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles it" + _need_text(iv, need), nums, need,
+                   (st(verdict=INCONCLUSIVE),))
 
 
 def improves(iv: Interval, what: str) -> Verdict:
@@ -207,12 +265,14 @@ def improves(iv: Interval, what: str) -> Verdict:
     refuted when it lies at or below 0 (no gain at all also refutes), else inconclusive."""
     text = f"{what} {iv} against 'above 0'"
     nums = {"gain": iv.as_dict()}
+    st = functools.partial(Statement.of, what, iv=iv, limit=0.0, relation="above")
     if iv.low > 0:
-        return Verdict(CONFIRMED, f"{text}: the whole interval is above 0", nums)
+        return Verdict(CONFIRMED, f"{text}: the whole interval is above 0", nums, None, (st(verdict=CONFIRMED),))
     if iv.high <= 0:
-        return Verdict(REFUTED, f"{text}: the whole interval is at or below 0", nums)
+        return Verdict(REFUTED, f"{text}: the whole interval is at or below 0", nums, None, (st(verdict=REFUTED),))
     need = seeds_needed(iv, abs(iv.mean))
-    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles 0" + _need_text(iv, need), nums, need)
+    return Verdict(INCONCLUSIVE, f"{text}: the interval straddles 0" + _need_text(iv, need), nums, need,
+                   (st(verdict=INCONCLUSIVE),))
 
 
 def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
@@ -221,10 +281,11 @@ def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
     distance to the nearer edge taken on the interval's own scale (the logs, for a time ratio)."""
     text = f"{what} {iv} against [{low:g}, {high:g}]"
     nums = {"estimate": iv.as_dict(), "range": [low, high]}
+    st = functools.partial(Statement.of, what, iv=iv, limit=(low, high), relation="within")
     if low <= iv.low and iv.high <= high:
-        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside", nums)
+        return Verdict(CONFIRMED, f"{text}: the whole interval lies inside", nums, None, (st(verdict=CONFIRMED),))
     if iv.high < low or iv.low > high:
-        return Verdict(REFUTED, f"{text}: the whole interval lies outside", nums)
+        return Verdict(REFUTED, f"{text}: the whole interval lies outside", nums, None, (st(verdict=REFUTED),))
     distance = min(iv.distance(low), iv.distance(high))
     try:
         need: int | None = (rounds_needed(iv.sd, distance, power=POWER)
@@ -232,7 +293,7 @@ def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
     except ValueError:
         need = None
     return Verdict(INCONCLUSIVE, f"{text}: the interval straddles an edge" + _need_text(iv, need, "rounds"),
-                   nums, need)
+                   nums, need, (st(verdict=INCONCLUSIVE),))
 
 
 def _need_text(iv: Interval, need: int | None, unit: str = "seeds") -> str:
@@ -253,22 +314,23 @@ def all_of(parts: Iterable[Verdict], what: str = "") -> Verdict:
     lead = f"{what}: " if what else ""
     refuted = [p for p in parts if p.verdict == REFUTED]
     numbers = {f"part{i}": p.as_dict() for i, p in enumerate(parts)}
+    statements = tuple(st for p in parts for st in (p.statements or (Statement.of(p.reason, p.verdict),)))
     if refuted:
         return Verdict(REFUTED, lead + "; ".join(p.reason for p in refuted)
-                       + _others(parts, refuted), numbers)
+                       + _others(parts, refuted), numbers, None, statements)
     undecided = [p for p in parts if p.verdict != CONFIRMED]
     if undecided:
         need = [p.seeds_needed for p in undecided if p.seeds_needed is not None]
         return Verdict(INCONCLUSIVE, lead + "; ".join(p.reason for p in undecided) + _others(parts, undecided),
-                       numbers, max(need) if need else None)
-    return Verdict(CONFIRMED, lead + "; ".join(p.reason for p in parts), numbers)
+                       numbers, max(need) if need else None, statements)
+    return Verdict(CONFIRMED, lead + "; ".join(p.reason for p in parts), numbers, None, statements)
 
 
 def unless_clocks_disagree(main: Verdict, wall: Verdict, why: str) -> Verdict:
     """A timing verdict on the deciding clock, unless wall time decides the opposite way: then inconclusive,
     saying `why`. A busy machine can make a timing claim inconclusive, never flip it."""
     if main.decided and wall.decided and main.verdict != wall.verdict:
-        return Verdict(INCONCLUSIVE, why, main.numbers)
+        return Verdict(INCONCLUSIVE, why, main.numbers, None, main.statements + wall.statements)
     return main
 
 
@@ -317,9 +379,13 @@ def gated(check: Separation | None, verdict: Verdict, missing: str = "") -> Verd
     """The verdict only if its metric passed its control in this run; otherwise inconclusive, naming why."""
     if check is None:
         return inconclusive(missing or "no validated metric on this model", metric_check=None)
+    control = Statement.of(f"{check.metric} control: {check.good} - {check.bad}",
+                           CONFIRMED if check.separates else INCONCLUSIVE, check.difference, 0.0,
+                           "above" if check.higher_is_better else "below")
     if not check.separates:
-        return inconclusive(f"the metric failed its control, so it cannot decide: {check}",
-                            metric_check=check.as_dict())
+        v = inconclusive(f"the metric failed its control, so it cannot decide: {check}", metric_check=check.as_dict())
+        return replace(v, statements=(control,))
     nums = dict(verdict.numbers)
     nums["metric_check"] = check.as_dict()
-    return Verdict(verdict.verdict, f"{verdict.reason} [metric check: {check}]", nums, verdict.seeds_needed)
+    return Verdict(verdict.verdict, f"{verdict.reason} [metric check: {check}]", nums, verdict.seeds_needed,
+                   verdict.statements + (control,))

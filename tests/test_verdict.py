@@ -195,3 +195,21 @@ def test_negative_controls_are_linked_by_their_mark():
     found = negatives.problems([fake])
     assert any("recommended-default has no negative control" in p for p in found)
     assert any("negative_of('no-such-claim'), not a claim id" in p for p in found)
+
+
+def test_every_rule_kind_records_its_statements_as_fields() -> None:
+    """The reason, the plain sentence and the report are written from fields, never parsed back from text: each
+    constructor records label, estimate, interval, n, limit, relation and whether it decided."""
+    from sampler_claims.verdict import Interval, all_of, at_least, equivalent, improves, within
+
+    iv = Interval(0.03, 0.01, 0.05, 32, 0.05)
+    eq = equivalent(iv, 0.058, "score A - B")
+    (st,) = eq.statements
+    assert (st.label, st.estimate, st.low, st.high, st.n, st.limit, st.relation, st.decided) == (
+        "score A - B", 0.03, 0.01, 0.05, 32, 0.058, "inside ±limit", True)
+    assert at_least(iv, 0.02, "x").statements[0].verdict == "inconclusive"
+    assert improves(iv, "gain").statements[0].relation == "above"
+    assert within(Interval(20.0, 19.0, 21.0, 5), 12.6, 31.6, "ratio").statements[0].limit == (12.6, 31.6)
+    both = all_of([eq, improves(iv, "gain")], "two")
+    assert [s.label for s in both.statements] == ["score A - B", "gain"]
+    assert both.as_dict()["statements"][0]["ci95"] == [0.01, 0.05]
