@@ -1,14 +1,19 @@
-"""One registry of every claim the lesson makes: its id, exercise, the lesson's words, its margins and
-what this suite expects to measure on each model.
+"""The claims' Python side: the Claim every test, rule, plan and report reads, and the named values the catalogue
+refers to.
 
-Margins live here, once, each with the argument for its value. Every argument comes from the lesson's
-words or from the metric's own scale, never from what a model measured on the claim the margin
-decides (CLAIMS.md: "a margin is never moved to make a model pass"). Where a model misses a margin,
-that is the finding, and `expected` records it, so that the pytest outcome of the claim is an
-`xfail(strict=True)` and a later change of verdict turns the run red.
+The claims themselves are data: sampler_claims/catalogue/<section>.toml (read by sampler_claims.catalogue), each
+with its runs, its thresholds and its words. What lives here is what must be computed from an argument rather than
+written down: the shared margins (the comparable margin is one wrong attribute in five images times the renderer's
+measured unit), the quality controls, the convergence reference, the rosters' multiples and the timing rounds'
+settings, each a `Threshold` with its argument, which an entry names with { ref = "NAME" }.
 
-Rules live in `sampler_claims/rules/<exercise>.py`, tests in `claims/test_<exercise>.py`, negative
-controls in `tests/test_negative_<exercise>.py`, all under the same claim id.
+Every argument comes from the lesson's words or from the metric's own scale, never from what a model measured on
+the claim the margin decides: a margin is never moved to make a model pass. Where a model misses a margin, that is
+the finding, and the entry's `expected` records it, so the claim's pytest outcome is an xfail(strict=True) and a
+later change of verdict turns the run red (docs/claims.md).
+
+Rules live in `sampler_claims/rules/<exercise>.py`, tests in `claims/test_<exercise>.py`, negative controls in
+`tests/test_negative_<exercise>.py`, all under the same claim id.
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer  # noqa: E
 from sampler_claims import paths  # noqa: E402
 from sampler_claims.tinyshapes import dataset, vocab  # noqa: E402  (replaced by --world in main)
 
-#: SD 1.5's stock scheduler config, as shipped in the repo (a verbatim copy of ../shared/sd15-configs/).
+#: SD 1.5's stock scheduler config, as shipped in the repo (a verbatim copy of Stable Diffusion 1.5's published configs).
 SD15_SCHEDULER = paths.SD15_RANDOM / "scheduler" / "scheduler_config.json"
 TEXT_DIM = 64
 
