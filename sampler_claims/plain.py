@@ -66,6 +66,15 @@ def _interval(numbers: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _unstutter(statement: str) -> str:
+    """A statement named twice ("5 garbled: 5 steps garbled", from Verdict.named over a reason that already
+    names it) said once: a part whose words all recur in the next part is dropped."""
+    parts = [p.strip() for p in statement.split(": ") if p.strip()]
+    kept = [p for k, p in enumerate(parts)
+            if k + 1 >= len(parts) or not set(p.lower().split()) <= set(parts[k + 1].lower().split())]
+    return ": ".join(kept)
+
+
 def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
     """One statement in words: the measured value, its 95% range and how it sits against its limit."""
     found = _interval(numbers)
@@ -99,6 +108,7 @@ def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
         rel = {CONFIRMED: f"clearly {limit}", REFUTED: f"clearly not {limit}"}
     relation = rel.get(verdict, f"too close to {limit} to call")
     text = f"{value}, {relation}"
+    statement = _unstutter(statement)
     if statement and len(statement) >= 90:
         statement = statement.rsplit(": ", 1)[-1]  # the innermost statement: what was counted or compared
     return f"{statement}: {text}" if statement and len(statement) < 140 else text

@@ -1,6 +1,8 @@
 """A Results object filled the way a real run fills it: every evidence kind, every verdict, odd text."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from sampler_claims.results import Results
@@ -32,4 +34,42 @@ def sample_results(with_evidence: bool = True) -> Results:
     results.add_outcome(ids[9], "claims/test_y.py::test_broken", "failed", "AssertionError: boom")
     results.environment = {"model": "tiny", "device": "cpu", "dtype": "float32", "diffusers": "0.42.1",
                            "prompt": "<script>alert(1)</script>"}
+    return results
+
+
+def results_from_claims_json(path: Path) -> Results:
+    """A Results object rebuilt from a written claims.json and its evidence PNGs, so that a real run's report can
+    be rendered again (for a look at the page, or to measure it) without running the claims."""
+    import json
+
+    from PIL import Image
+
+    from sampler_claims.results import Evidence
+    from sampler_claims.verdict import Verdict
+
+    path = Path(path)
+    data = json.loads(path.read_text())
+    results = Results(data["environment"].get("model", "tiny"))
+    results.environment = data["environment"]
+    for c in data["claims"]:
+        if c["id"] not in results.records:
+            continue
+        rec = results.records[c["id"]]
+        rec.tests = c["tests"]
+        rec.expected = c.get("expected", rec.expected)
+        rec.ran_on = c.get("ran_on") or {}
+        rec.metrics = c.get("metrics") or {}
+        if c["outcome"] != "not run" or c["tests"]:
+            if not (c["verdict"] == "skipped" and c["outcome"] == "not run"):
+                rec.verdict, rec.reason = c["verdict"], c["reason"]
+                rec.decision = Verdict(c["verdict"], c["reason"], rec.metrics.get("decision") or {},
+                                       c.get("seeds_needed"))
+        for e in c["evidence"]:
+            if e["kind"] == "images":
+                images = [np.asarray(Image.open(path.parent / f).convert("RGB")) for f in e["files"]]
+                rec.evidence.append(Evidence("images", e["title"], {"images": images, "captions": e["captions"],
+                                                                     "per_row": e.get("per_row")}))
+            else:
+                rec.evidence.append(Evidence(e["kind"], e["title"], {k: v for k, v in e.items()
+                                                                      if k not in ("kind", "title")}))
     return results
