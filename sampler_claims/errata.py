@@ -40,7 +40,7 @@ BEYOND_HEADING = BEYOND
 NOT_RUN_HEADING = "Not measured in this run"
 
 #: Words that only make sense beside the run that wrote them.
-RUN_RELATIVE = re.compile(r"\bthis (model|setup|device|one|machine|run)\b", re.I)
+RUN_RELATIVE = re.compile(r"\bthis (model|setup|device|one|machine)\b", re.I)
 
 
 @dataclass(frozen=True)
