@@ -97,6 +97,26 @@ def label(key: Any) -> str:
     return str(key).replace("_", " ")
 
 
+def flat(value: Any) -> bool:
+    """A small mapping of scalars, shown on one line ("hits 0 · misses 3") rather than as a table."""
+    return isinstance(value, dict) and 0 < len(value) <= 8 and \
+        all(v is None or isinstance(v, (str, int, float, bool)) for v in value.values())
+
+
+def _scalars(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_scalars(v) and not isinstance(v, (list, tuple)) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def records(value: Any) -> bool:
+    """A mapping of rows that share their keys (the plan's groups): shown as one table with a header row."""
+    if not isinstance(value, dict) or len(value) < 2 or not all(isinstance(v, dict) for v in value.values()):
+        return False
+    keys = [tuple(v) for v in value.values()]
+    return len(set(keys)) == 1 and all(_scalars(x) for v in value.values() for x in v.values())
+
+
 def _by_exercise(sections: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """The claims' sections grouped by exercise, in the registry's order: the table of contents' second level."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -229,6 +249,8 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
     env.filters["words"] = words
     env.filters["value"] = value_text
     env.filters["label"] = label
+    env.tests["flat"] = flat
+    env.tests["records"] = records
     template = env.get_template("report.html.j2")
     context = {"results": results, "counts": results.counts(), "sections": sections,
                "environment": provenance.public(results.environment), "facts": provenance.facts(results.environment),
