@@ -25,7 +25,7 @@ from .results import Evidence, Results, atomic_write, row_length, write_json
 
 #: Evidence images wider than this are downscaled and JPEG-encoded to keep the page small.
 MAX_EMBED_SIDE = 256
-MIN_DISPLAY_SIDE = 128
+MIN_DISPLAY_SIDE = 96
 
 
 def _encode(image: np.ndarray) -> tuple[str, bytes]:
@@ -101,6 +101,20 @@ def flat(value: Any) -> bool:
     """A small mapping of scalars, shown on one line ("hits 0 · misses 3") rather than as a table."""
     return isinstance(value, dict) and 0 < len(value) <= 8 and \
         all(v is None or isinstance(v, (str, int, float, bool)) for v in value.values())
+
+
+def evidence_note(items: list[dict[str, Any]]) -> str:
+    """What a claim's folded evidence holds ("2 image grids (6 images), 1 plot, 2 tables")."""
+    grids = [i for i in items if i["kind"] == "images"]
+    parts = []
+    if grids:
+        n = sum(len(g["images"]) for g in grids)
+        parts.append(f"{len(grids)} image grid{'s' * (len(grids) != 1)} ({n} image{'s' * (n != 1)})")
+    for kind, word in (("plot", "plot"), ("table", "table")):
+        k = sum(1 for i in items if i["kind"] == kind)
+        if k:
+            parts.append(f"{k} {word}{'s' * (k != 1)}")
+    return ", ".join(parts)
 
 
 def _scalars(value: Any) -> bool:
@@ -229,7 +243,7 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
         shown = "not run" if rec.outcome == "not run" and rec.verdict is None else verdict
         sections.append({"rec": rec, "verdict": verdict, "shown": shown, "css": shown.replace(" ", ""),
                          "reason": reason, "plain": plain.for_record(rec), "evidence": items,
-                         "key": str(rec.metrics.get("key", "")),
+                         "key": str(rec.metrics.get("key", "")), "evidence_note": evidence_note(items),
                          "metrics_json": json.dumps({k: v for k, v in rec.metrics.items() if k != "key"},
                                                     indent=1, default=str)})
     benchmarks = _benchmarks(config)
