@@ -231,8 +231,8 @@ def settle(claim: dict[str, Any]) -> str:
         return f"about {need} seeds at the spread measured here (`--seeds {claim.get('settle_with') or need}`)"
     reason = _one_line(claim.get("reason", ""))
     if "no number of" in reason:
-        return ("no number of seeds at this spread (the measured value sits on the margin): a model or metric with "
-                "less spread would. " + reason)
+        return ("no number of seeds at this spread (the measured value sits on the margin); a model or metric with "
+                "less spread would. The report gives the full reason")
     return reason or "a run in which the claim's test completes"
 
 
