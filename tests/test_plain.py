@@ -69,3 +69,11 @@ def test_a_statement_named_twice_is_said_once() -> None:
     text = plain.sentence(v.verdict, v.reason, v.numbers)
     assert text.startswith("Does not hold: 5 steps garbled: score@200 - score@5 was ")
     assert "5 garbled" not in text
+
+
+def test_a_long_exact_statement_is_cut_between_words_not_inside_a_number() -> None:
+    reason = ("the metric failed its control, so it cannot decide: checker score does NOT separate DPM-Solver@200 from "
+              "DPM-Solver@5 (DPM-Solver@200 - DPM-Solver@5 = +0.049 [-0.447, +0.544] (n=2), needs the interval above 0)")
+    text = plain.describe("inconclusive", reason, {})
+    assert text.endswith(" …") and "[-0" not in text and "(DPM" not in text
+    assert text.startswith("the metric failed its control")
