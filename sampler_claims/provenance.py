@@ -92,8 +92,21 @@ def facts(environment: dict[str, Any]) -> list[tuple[str, str]]:
             text += f" ({env['ddpm_seeds']} for the claims paired with DDPM)"
         out.append(("seeds", text))
     if env.get("started"):
-        out.append(("date", str(env["started"]).replace("T", " ")))
+        out.append(("date", date(str(env["started"]))))
     return out
+
+
+def date(iso: str) -> str:
+    """An ISO timestamp as a reader writes it: "2026-12-03 08:46 UTC" (other offsets kept as they are)."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.utcoffset() == dt.timedelta(0):
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+    return when.isoformat(sep=" ", timespec="minutes")
 
 
 def one_line(environment: dict[str, Any]) -> str:
