@@ -68,7 +68,7 @@ def caption(name: str, gen: Generation, k: int) -> str:
 def side_by_side(claim, title: str, gens: dict[str, Generation], shown: int) -> None:
     """The three samplers side by side on the same seed, one row per seed."""
     claim.images(title, [gens[n].image(k) for k in range(shown) for n in LESSON_SAMPLERS],
-                 [caption(n, gens[n], k) for k in range(shown) for n in LESSON_SAMPLERS])
+                 [caption(n, gens[n], k) for k in range(shown) for n in LESSON_SAMPLERS], per_row=len(LESSON_SAMPLERS))
 
 
 @pytest.fixture(scope="module")

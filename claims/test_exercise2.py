@@ -206,7 +206,7 @@ def test_zt_interpolation(claim, engine, roster):
                          f"the median; end frames = own images: {row.ends_equal(p)})",
                          [row.own_first[p], *(f[p] for f in row.frames), row.own_second[p]],
                          [f"seed {a}'s own image", *(f"t={k / (frames - 1):.3g}" for k in range(frames)),
-                          f"seed {b}'s own image"])
+                          f"seed {b}'s own image"], per_row=frames + 2)
         claim.series(f"Consecutive-frame distance, seeds {a} -> {b}", list(range(1, frames)),
                      {ddim.label: ddim.steps(p), ddpm.label: ddpm.steps(p)}, xlabel="step along the path",
                      ylabel="mean |diff| /255")

@@ -56,7 +56,7 @@ def test_sweet_spot(claim, engine, roster, claim_roster, quality_claim):
     shown = min(GRID_SEEDS, len(roster))
     claim.images(f"DPM-Solver at {', '.join(map(str, grid))} steps (rows: first {shown} seeds)",
                  [gens[s].image(i) for i in range(shown) for s in grid],
-                 [f"seed {roster.seeds[i]}, {s} steps" for i in range(shown) for s in grid])
+                 [f"seed {roster.seeds[i]}, {s} steps" for i in range(shown) for s in grid], per_row=len(grid))
     curves = {"SSIM to converged (mean)": mean_ssim}
     if on_roster is not None:
         curves[f"{q.metric} (mean)"] = [float(np.mean(on_roster[s])) for s in grid]

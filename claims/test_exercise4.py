@@ -109,9 +109,9 @@ def test_coarse_to_fine(claim, engine, roster, traces):
                  coarse_first_of_medians={k: coarse_first(s)[0] for k, s in settle.items()})
     for name, tr in traces.items():
         claim.images(f"{name} at {STEPS} steps, seed {tr.generation.request.seeds[0]}: decoded z_t after each step",
-                     list(tr.decoded("steps")), [f"{name} step {i + 1}" for i in range(STEPS)])
+                     list(tr.decoded("steps")), [f"{name} step {i + 1}" for i in range(STEPS)], per_row=STEPS)
         claim.images(f"{name} at {STEPS} steps, seed {tr.generation.request.seeds[0]}: x0 preview at each step",
-                     list(tr.decoded("x0")), [f"{name} x0 @ step {i + 1}" for i in range(STEPS)])
+                     list(tr.decoded("x0")), [f"{name} x0 @ step {i + 1}" for i in range(STEPS)], per_row=STEPS)
     steps = list(range(1, STEPS + 1))
     claim.series(f"SSIM to the final image after each step (mean over {n} seeds)", steps, m.curves,
                  xlabel="step", ylabel="SSIM")
@@ -171,7 +171,8 @@ def test_ddpm_intermediates_noisier(claim, engine, claim_roster):
     for k in range(shown):
         claim.images(f"Seed {claim_roster.seeds[k]}: DDIM@10 (top) and DDPM@10 (bottom) decoded z_t after each step",
                      [ddim[i, k] for i in range(STEPS)] + [ddpm[i, k] for i in range(STEPS)],
-                     [f"DDIM step {i + 1}" for i in range(STEPS)] + [f"DDPM step {i + 1}" for i in range(STEPS)])
+                     [f"DDIM step {i + 1}" for i in range(STEPS)] + [f"DDPM step {i + 1}" for i in range(STEPS)],
+                     per_row=STEPS)
     claim.key(f"steps {steps[0]}-{steps[-1]}: noise DDPM − DDIM {noise.mean:+.2f} [{noise.low:+.2f}, {noise.high:+.2f}]"
               f"/255; SSIM to own final DDIM − DDPM {coh.mean:+.3f} [{coh.low:+.3f}, {coh.high:+.3f}]")
     claim.decide(intermediates_noisier(m, control, margin=claim.t("margin")))

@@ -66,12 +66,40 @@ def _interval(numbers: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _shorten(text: str, most: int) -> str:
+    """At most `most` characters, never ending inside a number or an open bracket: cut at the last opening
+    bracket (or else the last space) and mark the cut with an ellipsis."""
+    if len(text) <= most:
+        return text
+    cut = text[:most]
+    open_at: list[int] = []
+    for i, ch in enumerate(cut):
+        if ch in "([":
+            open_at.append(i)
+        elif ch in ")]" and open_at:
+            open_at.pop()
+    if open_at and open_at[0] > most // 2:  # the first bracket still open at the cut
+        cut = cut[:open_at[0]]
+    else:
+        cut = cut[: cut.rfind(" ")] if " " in cut else cut
+    return cut.rstrip(" ,;:") + " …"
+
+
+def _unstutter(statement: str) -> str:
+    """A statement named twice ("5 garbled: 5 steps garbled", from Verdict.named over a reason that already
+    names it) said once: a part whose words all recur in the next part is dropped."""
+    parts = [p.strip() for p in statement.split(": ") if p.strip()]
+    kept = [p for k, p in enumerate(parts)
+            if k + 1 >= len(parts) or not set(p.lower().split()) <= set(parts[k + 1].lower().split())]
+    return ": ".join(kept)
+
+
 def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
     """One statement in words: the measured value, its 95% range and how it sits against its limit."""
     found = _interval(numbers)
     if found is None:  # an exact statement: its reason, to the first ';' (its clauses after ':' are the finding)
-        text = " ".join(str(reason).split())
-        return text.split("; ")[0][:160].rstrip(".")
+        text = " ".join(str(reason).split()).split("; ")[0]
+        return _shorten(text, 160).rstrip(".")
     key, iv = found
     mean, (low, high) = float(iv["mean"]), (float(iv["ci95"][0]), float(iv["ci95"][1]))
     m = _INTERVAL.match(" ".join(reason.split()))
@@ -99,6 +127,7 @@ def describe(verdict: str, reason: str, numbers: dict[str, Any]) -> str:
         rel = {CONFIRMED: f"clearly {limit}", REFUTED: f"clearly not {limit}"}
     relation = rel.get(verdict, f"too close to {limit} to call")
     text = f"{value}, {relation}"
+    statement = _unstutter(statement)
     if statement and len(statement) >= 90:
         statement = statement.rsplit(": ", 1)[-1]  # the innermost statement: what was counted or compared
     return f"{statement}: {text}" if statement and len(statement) < 140 else text

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,12 @@ from jinja2 import Environment, PackageLoader
 from PIL import Image
 
 from . import errata as errata_mod
-from . import plain
-from .results import Evidence, Results, atomic_write, write_json
+from . import plain, provenance
+from .results import Evidence, Results, atomic_write, row_length, write_json
 
 #: Evidence images wider than this are downscaled and JPEG-encoded to keep the page small.
 MAX_EMBED_SIDE = 256
-MIN_DISPLAY_SIDE = 128
+MIN_DISPLAY_SIDE = 96
 
 
 def _encode(image: np.ndarray) -> tuple[str, bytes]:
@@ -38,6 +40,103 @@ def _encode(image: np.ndarray) -> tuple[str, bytes]:
         small.convert("RGB").save(buf, format="JPEG", quality=85)
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), png.getvalue()
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode(), png.getvalue()
+
+
+#: The width the page gives a row of images, in CSS pixels (the page is 1180 px wide less its padding).
+ROW_WIDTH = 1100
+MIN_THUMB_SIDE = 56
+
+
+def display_side(native: int, per_row: int) -> int:
+    """The side an image is shown at: its own size within [MIN_DISPLAY_SIDE, MAX_EMBED_SIDE] (small images
+    enlarged so their pixels show), shrunk so that `per_row` of them fit one row of the page."""
+    side = max(MIN_DISPLAY_SIDE, min(MAX_EMBED_SIDE, native))
+    fits = ROW_WIDTH // max(per_row, 1) - 10
+    return max(MIN_THUMB_SIDE, min(side, fits))
+
+
+_CONSTANT = re.compile(r"\b(?:registry\.)?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{5,})\b")
+_REPR = re.compile(r"\b[A-Z]\w*\(((?:\w+=(?:'[^']*'|[^,()]+)(?:, )?)+)\)")
+#: Words kept in capitals when a constant's name is spelled out.
+_ACRONYMS = {"DDPM", "DDIM", "DPM", "CFG", "SSIM", "CLIP", "SD", "GPU", "CPU", "MSE", "FID", "ODE", "CUDA", "PNDM",
+             "KDPM2", "LPIPS", "TF32", "UNET"}
+
+
+def _spell(name: str) -> str:
+    if name in _ACRONYMS:
+        return name
+    return " ".join(w if w in _ACRONYMS else w.lower() for w in name.split("_"))
+
+
+def words(text: Any) -> str:
+    """Text for a reader, not a programmer: a constant's name spelled as words ("MUCH_WORSE" -> "much worse"),
+    a dataclass repr as its fields ("Control(sampler='dpm-solver', good=200)" -> "sampler dpm-solver, good 200")."""
+    text = str(text)
+    text = _REPR.sub(lambda m: ", ".join(f"{k} {v.strip(chr(39))}" for k, v in
+                                         (f.split("=", 1) for f in re.split(r", (?=\w+=)", m.group(1)))), text)
+    return _CONSTANT.sub(lambda m: _spell(m.group(1)), text)
+
+
+def value_text(value: Any) -> str:
+    """A threshold's value as a reader writes it: sequences joined, mappings and dataclasses as "key value"."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return ", ".join(f"{f.name} {value_text(getattr(value, f.name))}" for f in fields(value))
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple: its fields by name
+        return ", ".join(f"{k} {value_text(v)}" for k, v in zip(value._fields, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {value_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(value_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return words(value)
+
+
+def label(key: Any) -> str:
+    """A JSON key as a table label: underscores as spaces."""
+    return str(key).replace("_", " ")
+
+
+def flat(value: Any) -> bool:
+    """A small mapping of scalars, shown on one line ("hits 0 · misses 3") rather than as a table."""
+    return isinstance(value, dict) and 0 < len(value) <= 8 and \
+        all(v is None or isinstance(v, (str, int, float, bool)) for v in value.values())
+
+
+def evidence_note(items: list[dict[str, Any]]) -> str:
+    """What a claim's folded evidence holds ("2 image grids (6 images), 1 plot, 2 tables")."""
+    grids = [i for i in items if i["kind"] == "images"]
+    parts = []
+    if grids:
+        n = sum(len(g["images"]) for g in grids)
+        parts.append(f"{len(grids)} image grid{'s' * (len(grids) != 1)} ({n} image{'s' * (n != 1)})")
+    for kind, word in (("plot", "plot"), ("table", "table")):
+        k = sum(1 for i in items if i["kind"] == kind)
+        if k:
+            parts.append(f"{k} {word}{'s' * (k != 1)}")
+    return ", ".join(parts)
+
+
+def _scalars(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_scalars(v) and not isinstance(v, (list, tuple)) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def records(value: Any) -> bool:
+    """A mapping of rows that share their keys (the plan's groups): shown as one table with a header row."""
+    if not isinstance(value, dict) or len(value) < 2 or not all(isinstance(v, dict) for v in value.values()):
+        return False
+    keys = [tuple(v) for v in value.values()]
+    return len(set(keys)) == 1 and all(_scalars(x) for v in value.values() for x in v.values())
+
+
+def _by_exercise(sections: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The claims' sections grouped by exercise, in the registry's order: the table of contents' second level."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in sections:
+        out.setdefault(s["rec"].claim.exercise, []).append(s)
+    return list(out.items())
 
 
 def plot_series(ev: Evidence) -> str:
@@ -131,18 +230,20 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
                     files.append(str(f.relative_to(folder)))
                     uris.append(uri)
                 evidence_paths[id(ev)] = files
-                side = max(MIN_DISPLAY_SIDE, min(MAX_EMBED_SIDE, int(np.asarray(ev.data["images"][0]).shape[1]))) \
-                    if ev.data["images"] else MIN_DISPLAY_SIDE
-                items.append({"kind": "images", "title": ev.title, "side": side,
-                              "images": list(zip(uris, ev.data["captions"]))})
+                native = int(np.asarray(ev.data["images"][0]).shape[1]) if ev.data["images"] else MIN_DISPLAY_SIDE
+                per_row = ev.data.get("per_row") or row_length(ev.data["captions"])
+                items.append({"kind": "images", "title": ev.title, "side": display_side(native, per_row),
+                              "per_row": per_row, "images": list(zip(uris, ev.data["captions"]))})
             elif ev.kind == "series":
-                items.append({"kind": "plot", "title": ev.title, "uri": plot_series(ev)})
+                items.append({"kind": "plot", "title": ev.title, "uri": plot_series(ev),
+                              "wide": bool(ev.data.get("groups"))})
             else:
                 items.append({"kind": "table", "title": ev.title, **ev.data})
         verdict, reason = rec.final_verdict
         shown = "not run" if rec.outcome == "not run" and rec.verdict is None else verdict
         sections.append({"rec": rec, "verdict": verdict, "shown": shown, "css": shown.replace(" ", ""),
                          "reason": reason, "plain": plain.for_record(rec), "evidence": items,
+                         "key": str(rec.metrics.get("key", "")), "evidence_note": evidence_note(items),
                          "metrics_json": json.dumps({k: v for k, v in rec.metrics.items() if k != "key"},
                                                     indent=1, default=str)})
     benchmarks = _benchmarks(config)
@@ -159,17 +260,20 @@ def write_report(results: Results, html_path: Path, *, config: Any = None) -> li
     bench_path = folder / (f"{stem}.benchmarks.json" if stem != "index" else "benchmarks.json")
     write_json(bench_path, {"benchmarks": benchmarks})
     env = Environment(loader=PackageLoader("sampler_claims", "templates"), autoescape=True)
+    env.filters["words"] = words
+    env.filters["value"] = value_text
+    env.filters["label"] = label
+    env.tests["flat"] = flat
+    env.tests["records"] = records
     template = env.get_template("report.html.j2")
+    context = {"results": results, "counts": results.counts(), "sections": sections,
+               "environment": provenance.public(results.environment), "facts": provenance.facts(results.environment),
+               "benchmarks": benchmarks, "comparison": results.comparison, "errata": errata,
+               "errata_name": errata_path.name, "exercises": _by_exercise(sections)}
     render_s = time.perf_counter() - started
-    html = template.render(results=results, counts=results.counts(), sections=sections,
-                           environment=results.environment, benchmarks=benchmarks, render_s=render_s,
-                           size_note="", comparison=results.comparison, errata=errata,
-                           errata_name=errata_path.name)
+    html = template.render(**context, render_s=render_s, size_note="")
     size_mb = len(html.encode()) / 1e6
-    html = template.render(results=results, counts=results.counts(), sections=sections,
-                           environment=results.environment, benchmarks=benchmarks,
-                           render_s=time.perf_counter() - started, size_note=f"{size_mb:.2f} MB",
-                           comparison=results.comparison, errata=errata, errata_name=errata_path.name)
+    html = template.render(**context, render_s=time.perf_counter() - started, size_note=f"{size_mb:.2f} MB")
     payload["report"] = {"html": html_path.name, "errata": errata_path.name, "size_mb": round(size_mb, 3),
                          "render_seconds": round(time.perf_counter() - started, 3)}
     write_json(json_path, payload)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,14 @@ class ClaimRecorder:
         """The one number a reader sees in the summary row."""
         self.record.metrics["key"] = text
 
-    def images(self, title: str, images: list[np.ndarray], captions: list[str]) -> None:
-        self.record.evidence.append(Evidence("images", title, {"images": list(images), "captions": captions}))
+    def images(self, title: str, images: list[np.ndarray], captions: list[str], *,
+               per_row: int | None = None) -> None:
+        """A grid of images, `per_row` to a row (default: `row_length` of the captions), so that a row is one seed
+        or one sampler and a strip is never split."""
+        images = list(images)
+        per_row = per_row or row_length(captions)
+        self.record.evidence.append(Evidence("images", title, {"images": images, "captions": list(captions),
+                                                                "per_row": max(1, min(per_row, len(images) or 1))}))
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.record.evidence.append(
@@ -174,7 +181,8 @@ def record_payload(rec: ClaimRecord) -> dict[str, Any]:
     for e in rec.evidence:
         data = dict(e.data)
         if e.kind == "images":
-            data = {"images": [png(i) for i in e.data["images"]], "captions": list(e.data["captions"])}
+            data = {"images": [png(i) for i in e.data["images"]], "captions": list(e.data["captions"]),
+                    "per_row": e.data.get("per_row")}
         evidence.append({"kind": e.kind, "title": e.title, "data": _jsonable(data)})
     return {"id": rec.claim.id, "verdict": rec.verdict, "reason": rec.reason, "metrics": _jsonable(rec.metrics),
             "decision": rec.decision.as_dict() if rec.decision else None, "evidence": evidence,
@@ -197,7 +205,7 @@ def merge_payload(rec: ClaimRecord, payload: dict[str, Any]) -> None:
         data = e["data"]
         if e["kind"] == "images":
             data = {"images": [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in data["images"]],
-                    "captions": data["captions"]}
+                    "captions": data["captions"], "per_row": data.get("per_row") or row_length(data["captions"])}
         rec.evidence.append(Evidence(e["kind"], e["title"], data))
 
 
@@ -243,13 +251,14 @@ class Results:
             for e in r.evidence:
                 if e.kind == "images":
                     paths = (evidence_paths or {}).get(id(e), [])
-                    ev.append({"kind": "images", "title": e.title, "captions": e.data["captions"], "files": paths})
+                    ev.append({"kind": "images", "title": e.title, "captions": e.data["captions"], "files": paths,
+                               "per_row": e.data.get("per_row") or row_length(e.data["captions"])})
                 else:
                     ev.append({"kind": e.kind, "title": e.title, **e.data})
             claims.append({
                 "id": r.claim.id, "exercise": r.claim.exercise, "lesson": r.claim.lesson, "kind": r.claim.kind,
                 "verdict": verdict, "plain": plain.for_record(r), "reason": reason, "expected": r.expected,
-                "corrected": r.claim.corrected,
+                "corrected": r.claim.corrected, "scope": r.claim.scope,
                 "seeds_needed": r.decision.seeds_needed if r.decision else None, "settle_with": r.settle_with,
                 "statements": [st.as_dict() for st in r.decision.statements] if r.decision else [],
                 "ran_on": r.ran_on,
@@ -264,6 +273,32 @@ class Results:
                 "evidence": ev, "tests": r.tests, "outcome": r.outcome,
             })
         return {"schema": SCHEMA, "environment": self.environment, "claims": claims}
+
+
+_SEED = re.compile(r"\bseed (\d+)\b")
+
+
+def row_length(captions: list[str]) -> int:
+    """How many images a grid puts in a row when its test does not say: read from the seeds its captions name.
+
+    Captions grouped by seed ("seed 1, 5 steps", "seed 1, 10 steps", "seed 2, ...") give one seed per row;
+    captions that cycle through the seeds ("DDIM, seed 1", "DDIM, seed 2", "DDPM, seed 1", ...) give one row per
+    cycle; anything else is one row.
+    """
+    seeds = [m.group(1) if (m := _SEED.search(c)) else None for c in captions]
+    n = len(captions)
+    if n == 0 or None in seeds:
+        return max(n, 1)
+    run = 1
+    while run < n and seeds[run] == seeds[0]:
+        run += 1
+    if 1 < run < n and n % run == 0 and all(seeds[k] == seeds[k - k % run] for k in range(n)):
+        return run
+    for period in range(2, n):
+        if n % period == 0 and len(set(seeds[:period])) == period and \
+                all(seeds[k] == seeds[k % period] for k in range(n)):
+            return period
+    return n
 
 
 def _jsonable(value: Any) -> Any:

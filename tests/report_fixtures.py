@@ -1,6 +1,8 @@
 """A Results object filled the way a real run fills it: every evidence kind, every verdict, odd text."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from sampler_claims.results import Results
@@ -27,9 +29,59 @@ def sample_results(with_evidence: bool = True) -> Results:
             rec.table("identity", ["pair", "identical"], [["1-2", True], ["1-3", False]])
             rec.series("time vs steps", [5, 10, 20], {"time": [0.1, 0.2, 0.4]}, xlabel="steps", ylabel="s",
                        fit={"a": 0.0, "b": 0.02, "r2": 0.999}, knee=10)
+    # One of each errata group beyond the first eight: a refutation on the model, a finding beyond the lesson
+    # (refuted and undecided), each with a registry sentence that says "on this model".
+    for cid, verdict in (("no-gain-past-25", "refuted"), ("karras-sigmas-few-steps", "refuted"),
+                         ("final-sigma-zero", "inconclusive")):
+        rec = results.recorder(cid)
+        rec.record.verdict, rec.record.reason = verdict, f"{cid} measured otherwise"
+        rec.key(f"{cid}: gap +0.1 [+0.05, +0.15]")
+        results.add_outcome(cid, f"claims/test_z.py::test_{cid}", "xfailed" if verdict == "refuted" else "skipped")
     big = results.recorder(ids[8])
     big.images("a big image", [rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)], ["512 px"])
     results.add_outcome(ids[9], "claims/test_y.py::test_broken", "failed", "AssertionError: boom")
-    results.environment = {"model": "tiny", "device": "cpu", "dtype": "float32", "diffusers": "0.42.1",
-                           "prompt": "<script>alert(1)</script>"}
+    results.environment = {"model": "tiny", "model_source": "/home/someone/sampler-claims/fixtures/tiny-shapes",
+                           "device": "cpu", "dtype": "float32", "diffusers": "0.42.1", "torch": "2.13.0",
+                           "seeds": 32, "seed_base": 0, "started": "2026-01-02T03:04:05+00:00",
+                           "prompt": "<script>alert(1)</script>",
+                           "plan": {"seeds": 32, "groups": {"roster": {"claims": ["a", "b"], "estimated_s": 1.5}}},
+                           "chunk_sizes": {"same-weights": {"1x1": 6, "2x2": 2}}}
+    return results
+
+
+def results_from_claims_json(path: Path) -> Results:
+    """A Results object rebuilt from a written claims.json and its evidence PNGs, so that a real run's report can
+    be rendered again (for a look at the page, or to measure it) without running the claims."""
+    import json
+
+    from PIL import Image
+
+    from sampler_claims.results import Evidence
+    from sampler_claims.verdict import Verdict
+
+    path = Path(path)
+    data = json.loads(path.read_text())
+    results = Results(data["environment"].get("model", "tiny"))
+    results.environment = data["environment"]
+    for c in data["claims"]:
+        if c["id"] not in results.records:
+            continue
+        rec = results.records[c["id"]]
+        rec.tests = c["tests"]
+        rec.expected = c.get("expected", rec.expected)
+        rec.ran_on = c.get("ran_on") or {}
+        rec.metrics = c.get("metrics") or {}
+        if c["outcome"] != "not run" or c["tests"]:
+            if not (c["verdict"] == "skipped" and c["outcome"] == "not run"):
+                rec.verdict, rec.reason = c["verdict"], c["reason"]
+                rec.decision = Verdict(c["verdict"], c["reason"], rec.metrics.get("decision") or {},
+                                       c.get("seeds_needed"))
+        for e in c["evidence"]:
+            if e["kind"] == "images":
+                images = [np.asarray(Image.open(path.parent / f).convert("RGB")) for f in e["files"]]
+                rec.evidence.append(Evidence("images", e["title"], {"images": images, "captions": e["captions"],
+                                                                     "per_row": e.get("per_row")}))
+            else:
+                rec.evidence.append(Evidence(e["kind"], e["title"], {k: v for k, v in e.items()
+                                                                      if k not in ("kind", "title")}))
     return results

@@ -54,4 +54,26 @@ def test_every_claim_of_the_report_has_its_sentence_in_the_summary_and_its_secti
         assert text and text[0].isupper() and text.endswith(".")
         escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;")
         assert escaped in summary, rec.claim.id
-        assert f'<p class="plain">{escaped}</p>' in sections, rec.claim.id
+        if rec.outcome == "not run" and not rec.evidence:  # one muted line, not a sentence about nothing
+            section = sections.split(f'id="{rec.claim.id}"', 1)[1].split("</section>", 1)[0]
+            assert "Not measured in this run." in section, rec.claim.id
+        else:
+            assert f'<p class="plain">{escaped}</p>' in sections, rec.claim.id
+
+
+def test_a_statement_named_twice_is_said_once() -> None:
+    """Verdict.named over a reason that already names the statement ("5 garbled: 5 steps garbled: ...") reads
+    once in the sentence."""
+    v = at_least(paired(_scores(0.80), _scores(0.78, seed=3)), 0.15, "5 steps garbled: score@200 - score@5")
+    v = all_of([v.named("5 garbled"), at_least(wilson(30, 32), 0.5, "share").named("most seeds")])
+    text = plain.sentence(v.verdict, v.reason, v.numbers)
+    assert text.startswith("Does not hold: 5 steps garbled: score@200 - score@5 was ")
+    assert "5 garbled" not in text
+
+
+def test_a_long_exact_statement_is_cut_between_words_not_inside_a_number() -> None:
+    reason = ("the metric failed its control, so it cannot decide: checker score does NOT separate DPM-Solver@200 from "
+              "DPM-Solver@5 (DPM-Solver@200 - DPM-Solver@5 = +0.049 [-0.447, +0.544] (n=2), needs the interval above 0)")
+    text = plain.describe("inconclusive", reason, {})
+    assert text.endswith(" …") and "[-0" not in text and "(DPM" not in text
+    assert text.startswith("the metric failed its control")

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from report_fixtures import sample_results
 from sampler_claims.report import write_report
+from sampler_claims.results import Results, merge_payload, record_payload
 
 
 def test_report_is_self_contained_and_escaped(tmp_path) -> None:
@@ -158,3 +160,66 @@ def test_the_pytest_outcome_follows_the_verdict(pytester: pytest.Pytester, dummy
     assert outcomes["comparable-quality"] == ("inconclusive", "skipped")
     result.stdout.fnmatch_lines(["*XFAIL*test_refuted_as_expected*the pipeline rebinds latents*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_internal_names_stay_out_of_the_page(tmp_path) -> None:
+    """A reader sees words, not the code's names: no xfail(strict), no constant names, no dataclass reprs, and the
+    lead is labelled as what was expected before measuring."""
+    results = sample_results()
+    for cid in ("sweet-spot", "zt-interpolation", "speedup", "comparable-quality"):
+        results.records[cid].verdict, results.records[cid].reason = "refuted", "measured otherwise"
+        results.add_outcome(cid, f"claims/test_w.py::test_{cid}", "xfailed")
+    html_path, *_ = write_report(results, tmp_path / "index.html")
+    html = html_path.read_text()
+    for internal in ("xfail", "(strict", "SCORE_SEEDS", "MUCH_WORSE", "COMPARABLE", "TIMING_WIDTHS", "Control(",
+                     "Run(", "Lead from reading diffusers"):
+        assert internal not in html, internal
+    assert "Expected before measuring, from reading diffusers' code" in html
+    assert "sampler dpm-solver, good 200, bad 5" in html
+
+
+def test_the_environment_is_tables_not_reprs(tmp_path) -> None:
+    html_path, *_ = write_report(sample_results(), tmp_path / "index.html")
+    env = html_path.read_text().split('id="environment"', 1)[1].split("</details>", 1)[0]
+    assert "{'" not in env and "['" not in env, "a Python repr in the environment"
+    assert "<th>1x1</th>" in env or "1x1</span> 6" in env
+    assert "/home/someone" not in env and "…/tiny-shapes" in env, "a path outside the project: its last part"
+
+
+def test_the_page_opens_with_provenance_counts_and_contents(tmp_path) -> None:
+    html_path, *_ = write_report(sample_results(), tmp_path / "index.html")
+    html = html_path.read_text()
+    top = html.split('<section id="errata">', 1)[0]
+    for fact in ("the embedded tiny model", "coloured shapes", "a CPU (float32)", "0.42.1", "2.13.0",
+                 "32 prompt-seed pairs from seed 0", "2026-01-02"):
+        assert fact in top, fact
+    assert top.index('class="counts"') < top.index('id="toc"')
+    assert html.index('id="errata"') < html.index('id="claims"') < html.index('id="run"')
+
+
+def test_a_grid_row_is_one_seed_or_one_sampler() -> None:
+    """Without a row length from its test, a grid reads it from the seeds its captions name."""
+    from sampler_claims.report import display_side
+    from sampler_claims.results import row_length
+
+    by_seed = [f"seed {s}, {n} steps" for s in (1, 2) for n in (5, 10, 20)]
+    by_sampler = [f"{n}, seed {s}" for n in ("DDIM", "DDPM") for s in (1, 2, 3, 4)]
+    assert row_length(by_seed) == 3 and row_length(by_sampler) == 4
+    assert row_length(["run 1", "run 2", "run 3"]) == 3 and row_length([]) == 1
+    assert display_side(32, 3) == 96 and display_side(512, 2) == 256
+    assert display_side(32, 13) * 13 <= 1100, "a 13-frame strip fits one row of the page"
+
+
+def test_the_row_length_travels_with_the_evidence(tmp_path) -> None:
+    results = Results()
+    rec = results.recorder("zt-interpolation")
+    frames = [np.zeros((32, 32, 3), np.uint8)] * 4
+    rec.images("strip", frames, ["a", "b", "c", "d"], per_row=2)
+    moved = Results()
+    merge_payload(moved.records["zt-interpolation"], record_payload(rec.record))
+    assert moved.records["zt-interpolation"].evidence[0].data["per_row"] == 2
+    results.add_outcome("zt-interpolation", "claims/test_x.py::test_strip", "passed")
+    html_path, json_path, _ = write_report(results, tmp_path / "index.html")
+    by_id = {c["id"]: c for c in json.loads(json_path.read_text())["claims"]}
+    assert by_id["zt-interpolation"]["evidence"][0]["per_row"] == 2
+    assert "repeat(2, " in html_path.read_text()
