@@ -135,8 +135,8 @@ class Statement:
     low: float | None = None
     high: float | None = None
     n: int | None = None
-    #: The limit: a margin (equivalence: inside +-limit), a bound (at least / at most), 0 (above 0), or a
-    #: [low, high] range (within).
+    #: The limit: a margin (relation "inside ±limit"), a bound ("at least", "at most"), 0 ("above"; "control above"
+    #: or "control below" for a metric's control), a [low, high] range ("within"), or none ("exact").
     limit: float | tuple[float, float] | None = None
     relation: str = ""
     scale: str = "linear"
@@ -381,7 +381,7 @@ def gated(check: Separation | None, verdict: Verdict, missing: str = "") -> Verd
         return inconclusive(missing or "no validated metric on this model", metric_check=None)
     control = Statement.of(f"{check.metric} control: {check.good} - {check.bad}",
                            CONFIRMED if check.separates else INCONCLUSIVE, check.difference, 0.0,
-                           "above" if check.higher_is_better else "below")
+                           "control above" if check.higher_is_better else "control below")
     if not check.separates:
         v = inconclusive(f"the metric failed its control, so it cannot decide: {check}", metric_check=check.as_dict())
         return replace(v, statements=(control,))

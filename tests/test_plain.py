@@ -18,7 +18,7 @@ def _scores(mean: float, n: int = 32, seed: int = 0) -> list[float]:
 def test_an_undecided_quality_gap_reads_as_wrong_attributes_and_the_seeds_that_settle_it() -> None:
     v = equivalent(paired(_scores(0.85), _scores(0.80, seed=5)), 0.05, "score DDPM@1000 - DPM-Solver@20")
     v = all_of([v, equivalent(paired(_scores(0.85, seed=1), _scores(0.85, seed=1)), 0.05, "score DDPM@1000 - DDIM@50")], "comparable")
-    text = plain.sentence(v.verdict, v.reason, v.numbers, seeds_needed=v.seeds_needed, kind="statistical")
+    text = plain.sentence(v.verdict, v.reason, v.statements, seeds_needed=v.seeds_needed, kind="statistical")
     assert text.startswith("Not settled: ") and "too close to the ±0.05 margin to call" in text
     per = registry.SCORE_PER_WRONG_ATTRIBUTE
     assert f"about one wrong attribute in {round(per / 0.05)} images" in text
@@ -31,14 +31,14 @@ def test_a_refutation_names_only_what_was_refuted() -> None:
     refuted = at_least(paired(_scores(0.80), _scores(0.78, seed=3)), 0.15, "DDIM@10 - DDPM@10")
     fine = at_least(wilson(30, 32), 0.5, "share of seeds")
     v = all_of([fine.named("most seeds"), refuted.named("much worse")])
-    text = plain.sentence(v.verdict, v.reason, v.numbers)
+    text = plain.sentence(v.verdict, v.reason, v.statements)
     assert text.startswith("Does not hold: much worse: ") and "clearly not at least 0.15" in text and "95% interval" in text
     assert "most seeds" not in text
 
 
 def test_an_exact_claim_reads_as_its_key_figure_and_a_skip_as_its_reason() -> None:
     v = exact(False, "re-seeded DDPM is pixel-identical: stochastic is not irreproducible")
-    assert plain.sentence(v.verdict, v.reason, v.numbers, key="DDPM re-seeded: 3/3 identical") == \
+    assert plain.sentence(v.verdict, v.reason, v.statements, key="DDPM re-seeded: 3/3 identical") == \
         "Does not hold: DDPM re-seeded: 3/3 identical."
     assert plain.sentence("skipped", "the sampler atlas is opt-in: run with --atlas") == \
         "Not measured: the sampler atlas is opt-in."
@@ -66,7 +66,7 @@ def test_a_statement_named_twice_is_said_once() -> None:
     once in the sentence."""
     v = at_least(paired(_scores(0.80), _scores(0.78, seed=3)), 0.15, "5 steps garbled: score@200 - score@5")
     v = all_of([v.named("5 garbled"), at_least(wilson(30, 32), 0.5, "share").named("most seeds")])
-    text = plain.sentence(v.verdict, v.reason, v.numbers)
+    text = plain.sentence(v.verdict, v.reason, v.statements)
     assert text.startswith("Does not hold: 5 steps garbled: score@200 - score@5 was ")
     assert "5 garbled" not in text
 
@@ -74,6 +74,8 @@ def test_a_statement_named_twice_is_said_once() -> None:
 def test_a_long_exact_statement_is_cut_between_words_not_inside_a_number() -> None:
     reason = ("the metric failed its control, so it cannot decide: checker score does NOT separate DPM-Solver@200 from "
               "DPM-Solver@5 (DPM-Solver@200 - DPM-Solver@5 = +0.049 [-0.447, +0.544] (n=2), needs the interval above 0)")
-    text = plain.describe("inconclusive", reason, {})
+    from sampler_claims.verdict import Statement
+
+    text = plain.describe(Statement(reason, "inconclusive"))
     assert text.endswith(" …") and "[-0" not in text and "(DPM" not in text
     assert text.startswith("the metric failed its control")
