@@ -107,11 +107,6 @@ def default_timing_rounds() -> int:
     return get("linear-time").t("timing_rounds", int)
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """"1 seed", "2 seeds": every count the suite prints goes through here."""
-    return f"{n} {word if n == 1 else (many or word + 's')}"
-
-
 def check_claim_ids(ids: Iterable[str], known: Iterable[str]) -> None:
     """Every --claim must name a claim; a typo gets the closest ids (difflib), before anything loads."""
     known = list(known)

@@ -18,9 +18,11 @@ import pytest
 
 from . import options, registry
 from .options import QUALITY_MODES, Settings, SettingsError
+from .progress import plural
 from .quiet import silence_notices
-from .results import ClaimRefuted, Results, merge_payload, record_payload
+from .results import REFUTED_PREFIX, ClaimRefuted, Results, merge_payload, record_payload
 from .session import SESSION_KEY, ClaimsSession
+from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -249,7 +251,7 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items
             lines.append(f"claims budget: {b['minutes']:g} min -> --seeds {b['seeds']} instead of "
                          f"{b['seeds_requested']} (planned {b['planned']})")
         else:
-            lines.append(f"claims budget: {b['minutes']:g} min fits the {b['seeds']} seeds asked for "
+            lines.append(f"claims budget: {b['minutes']:g} min fits the {plural(b['seeds'], 'seed')} asked for "
                          f"(planned {b['planned']})")
         for cid, need in b["likely_inconclusive"].items():
             lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants --seeds {need}")
@@ -464,6 +466,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if reporter is not None:
             sink = TerminalSink(reporter, config.pluginmanager.get_plugin("capturemanager"))
             cs.progress = Progress(sink, live=sink.tty, run_left=cs.run_left)
+            if sink.tty:
+                config.pluginmanager.register(LiveLineGuard(sink), "sampler-claims-live-line")
+
+
+class LiveLineGuard:
+    """Registered with a terminal's progress sink: no live progress text is on the screen when pytest writes a
+    test's status (a generation's end erases it already; this catches one that ended without telling)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.sink.clear()
 
 
 def _stop_on_oom() -> Iterator[None]:
@@ -503,7 +519,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome is read back in pytest_runtest_logreport, which runs where the report is written."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if hasattr(report, "wasxfail") and call.excinfo is not None and call.excinfo.errisinstance(ClaimRefuted):
+    refuted_as_expected = (hasattr(report, "wasxfail") and call.excinfo is not None
+                           and call.excinfo.errisinstance(ClaimRefuted))
+    if refuted_as_expected:
         report.wasxfail = str(call.excinfo.value)  # the measured reason, not only the registry's
     marker = item.get_closest_marker("claim")
     progress = item.config.stash[SESSION_KEY].progress if SESSION_KEY in item.config.stash else None
@@ -534,15 +552,60 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cs: ClaimsSession = item.config.stash[SESSION_KEY]
     cid = marker.args[0]
     rec = cs.results.records[cid]
+    shown = shown_verdict(state, rec.verdict)
+    if shown is not None:
+        _shorten_reason(report, shown)
     rec.ran_on = {"worker": worker_id(item.config) or "main", "device": cs.settings.device}
     chunks = cs.drain_chunks(cid)
     if chunks:
         from .memory import chunk_summary
 
         rec.ran_on["chunks"] = chunk_summary(chunks)
-    report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message}))
+    report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message, "shown": shown}))
     if worker_id(item.config) is not None:
         report.user_properties.append((RECORD_PROP, record_payload(rec)))
+
+
+#: The status each verdict shows in the terminal: (letter under -q, word under -v). The pytest outcome is what
+#: results.ClaimRecorder.decide made it (a refutation the registry expects is an xfail, and so on); only the
+#: word a reader sees is the verdict's.
+STATUS = {CONFIRMED: ("C", "CONFIRMED"), REFUTED: ("R", "REFUTED"), INCONCLUSIVE: ("I", "INCONCLUSIVE")}
+
+
+def shown_verdict(state: str, verdict: str | None) -> str | None:
+    """The verdict a claim test's status shows, or None for pytest's own word (a crash, a skip, no decision).
+
+    passed + confirmed, xfailed + refuted (expected), failed + refuted (unexpected), failed + confirmed (an
+    expected refutation that now holds: XPASS(strict)), skipped + inconclusive."""
+    allowed = {"passed": (CONFIRMED,), "xfailed": (REFUTED,), "failed": (REFUTED, CONFIRMED),
+               "skipped": (INCONCLUSIVE,)}
+    return verdict if verdict in allowed.get(state, ()) else None
+
+
+def _shorten_reason(report: pytest.TestReport, shown: str) -> None:
+    """Under -v pytest writes the reason of a skip or xfail after the status word: with the verdict as the word,
+    the reason no longer repeats it ("REFUTED (refuted, as measu…" becomes "REFUTED (<the measured reason>)")."""
+    if shown == REFUTED and hasattr(report, "wasxfail"):
+        report.wasxfail = str(report.wasxfail).removeprefix(REFUTED_PREFIX)
+    elif shown == INCONCLUSIVE and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        path, lineno, reason = report.longrepr
+        report.longrepr = (path, lineno, "Skipped: " + str(reason).removeprefix("Skipped: ")
+                           .removeprefix(f"{INCONCLUSIVE}: "))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    """A claim test shows its verdict: CONFIRMED, REFUTED or INCONCLUSIVE under -v, C, R or I under -q, in the
+    colour of its pytest outcome (an unexpected refutation stays red, and counts as failed)."""
+    out = dict(getattr(report, "user_properties", ())).get(CLAIM_PROP)
+    if not out or not out.get("shown") or out["shown"] not in STATUS:
+        return None
+    letter, word = STATUS[out["shown"]]
+    state = out.get("state")
+    category = {"passed": "passed", "xfailed": "xfailed", "skipped": "skipped"}.get(state, "failed")
+    if category == "failed" and out["shown"] == CONFIRMED:
+        word = "CONFIRMED, EXPECTED REFUTED"
+    colour = {"passed": "green", "failed": "red"}.get(category, "yellow")
+    return category, letter, (word, {colour: True})
 
 
 class OutcomeCollector:
@@ -560,8 +623,10 @@ class OutcomeCollector:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             node = getattr(report, "node", None)
             who = f"[{node.gateway.id}] " if node is not None and getattr(node, "gateway", None) else ""
+            from .progress import finished_line
+
             for line in props[PROGRESS_PROP]:
-                reporter.write_line(who + line)
+                finished_line(reporter, who + line)
         if CLAIM_PROP not in props:
             return
         out = props[CLAIM_PROP]

@@ -30,6 +30,8 @@ from . import plain, registry
 from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED, SKIPPED, Verdict
 
 SCHEMA = 2
+#: How an expected refutation's message starts (the xfail reason; the terminal's status word says it instead).
+REFUTED_PREFIX = "refuted, as measured before: "
 
 
 class ClaimRefuted(AssertionError):
@@ -148,7 +150,7 @@ class ClaimRecorder:
             return
         if verdict.verdict == REFUTED:
             if rec.expected == REFUTED:
-                raise ClaimRefuted(f"refuted, as measured before: {verdict.reason}")
+                raise ClaimRefuted(f"{REFUTED_PREFIX}{verdict.reason}")
             pytest.fail(f"{self.id} refuted: {verdict.reason}", pytrace=False)
         # Reported at the test's own location, not this line (as the skip marker does).
         raise pytest.skip.Exception(f"{verdict.verdict}: {verdict.reason}", _use_item_location=True)

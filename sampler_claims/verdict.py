@@ -247,6 +247,13 @@ def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
 
 
 def _need_text(iv: Interval, need: int | None, unit: str = "seeds") -> str:
+    if need is None and (iv.n < 2 or not math.isfinite(iv.sd)):
+        # One value has no spread: nothing to size a run from, and nothing to do with the margin.
+        option = "--timing-rounds" if unit == "rounds" else "--seeds"
+        return (f"; one {unit[:-1]} gives no spread to size a run from: run with more {unit} ({option} at its "
+                "default is sized by power)")
+    if need is None and iv.sd <= 0:
+        return f"; the {unit} agree exactly, so more of them cannot move the interval off the margin"
     if need is None:
         return "; no number of " + unit + " decides it at this spread (the mean sits on the margin)"
     if need <= iv.n:
