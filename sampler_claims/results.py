@@ -278,17 +278,27 @@ def _jsonable(value: Any) -> Any:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temp file beside `path`, then rename, so a reader never sees half a file."""
+    """Write to a temp file beside `path`, then rename, so a reader never sees half a file. The file gets the
+    mode an ordinary write would (0666 less the umask): mkstemp makes it 0600, which would keep the report from
+    the group, a web server or a CI artifact step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -106,3 +106,22 @@ def test_the_listing_groups_by_exercise_and_wraps() -> None:
 def test_a_bare_pytest_runs_the_harness_tests_and_ci_runs_both() -> None:
     assert '\ntestpaths = ["tests"]\n' in (ROOT / "pyproject.toml").read_text()
     assert "python -m pytest tests claims\n" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_report_files_follow_the_umask(tmp_path: Path) -> None:
+    """Written atomically (temp file, then rename) yet readable by the group and others under umask 022."""
+    import os
+    import stat
+
+    from sampler_claims.results import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "r" / "index.html", "<html></html>")
+        os.umask(0o077)
+        atomic_write(tmp_path / "r" / "private.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r" / "index.html").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "r" / "private.json").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["index.html", "private.json"]  # no temp left
