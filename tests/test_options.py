@@ -114,6 +114,9 @@ def test_relative_report_path_is_under_rootdir(tmp_path) -> None:
         (["--size", "1000000"], "--size 1000000: one image needs at least"),
         (["--claim", "speed-up"], "--claim 'speed-up' is not a claim id"),
         (["--dtype", "float16", "--device", "cpu"], "float16 is refused on the CPU"),
+        (["--clip-model", "/nonexistent"], "--clip-model /nonexistent: no such folder"),
+        (["--size", "7"], "--size 7: give a multiple of 8 pixels; the tiny model is trained at 32 px: --size 32"),
+        (["--claim", "ddim-determinstic"], "Did you mean ddim-deterministic?"),
     ],
 )
 def test_bad_input_is_one_usage_error(pytester: pytest.Pytester, tmp_path, args: list[str], message: str) -> None:
