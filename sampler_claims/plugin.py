@@ -384,7 +384,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     --claims-list prints the catalogue here and ends the run, before pytest_configure: no settings are resolved,
     no model loads and torch is never imported."""
     if config.getoption("--claims-list", default=False):
-        from .catalogue import claims_listing
+        from .listing import claims_listing
 
         print(claims_listing(registry.CLAIMS.values()))
         return 0

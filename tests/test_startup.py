@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sampler_claims import options, paths, registry
-from sampler_claims.catalogue import claims_listing
+from sampler_claims.listing import claims_listing
 from sampler_claims.options import SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
