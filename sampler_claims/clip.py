@@ -64,6 +64,9 @@ def _from_folder(folder: Path, where: str) -> tuple[Any, Any]:
 
 def load_clip(source: str, device: str = "cpu") -> "ClipScorer":
     """A local folder, then the HF cache, then the hub (unless HF_HUB_OFFLINE); ClipUnavailable names the fix."""
+    from .quiet import no_loading_bars
+
+    no_loading_bars()
     path = Path(source).expanduser()
     tried: list[str] = []
     if path.is_dir():

@@ -310,9 +310,9 @@ class Engine:
                 parts.append(run(0, n))
             else:
                 run_in_chunks(n, shape, self.fits, self.memory, self.max_batch, run, parts, self.device)
-        except BaseException:
+        except BaseException as exc:
             if progress is not None:
-                progress.abort()
+                progress.abort(exc)
             raise
         result = join(req, parts, used_config, [int(t) for t in scheduler.timesteps])
         self.chunk_log.append(result.chunks)

@@ -111,6 +111,9 @@ def load(settings: Settings) -> LoadedModel:
     """Load the pipeline the settings name, once; errors say how to fix them."""
     import time
 
+    from .quiet import no_loading_bars
+
+    no_loading_bars()  # diffusers' and transformers' tqdm bars would print into pytest's header
     start = time.perf_counter()
     kind, source = settings.model_kind, settings.model_source
     try:

@@ -1,24 +1,32 @@
 """Command-line settings of a claims run, and how `--model auto`, `--device auto` and `--dtype auto` resolve.
 
 Everything here is checked once at start-up so that bad input is one usage error that names the fix,
-not the same stack trace repeated in every test.
+not the same stack trace repeated in every test. torch is imported only where a device or dtype is resolved:
+the checks that need no device (`check_early`) run before it, so a typo is reported in about a second.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .registry import TIMING
 
+if TYPE_CHECKING:
+    import torch
+
 MODEL_CHOICES = ("auto", "tiny", "sd15", "sd15-random")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: The --dtype names; each is the name of a torch dtype (torch_dtype).
+DTYPES = ("float32", "float16", "bfloat16")
+QUALITY_MODES = ("auto", "checker", "clip")
 HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DEFAULT_SEEDS = 32  # sized by power: see registry.SEEDS_POWER
 DEFAULT_SEED_BASE = 0
@@ -52,7 +60,7 @@ class Settings:
 
     @property
     def dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype_name]
+        return torch_dtype(self.dtype_name)
 
     @property
     def trained(self) -> bool:
@@ -91,8 +99,88 @@ def positive_float(text: str) -> float:
     return value
 
 
+def default_timing_rounds() -> int:
+    """The timing rounds the registry sizes (the default of --timing-rounds), read without importing the timing
+    module (which imports torch)."""
+    from .registry import get
+
+    return get("linear-time").t("timing_rounds", int)
+
+
+def check_claim_ids(ids: Iterable[str], known: Iterable[str]) -> None:
+    """Every --claim must name a claim; a typo gets the closest ids (difflib), before anything loads."""
+    known = list(known)
+    for cid in ids:
+        if cid in known:
+            continue
+        close = difflib.get_close_matches(cid, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise SettingsError(f"--claim {cid!r} is not a claim id.{hint} (pytest --claims-list lists every id)")
+
+
+def looks_like_path(arg: str) -> bool:
+    """A --clip-model (or --model) value meant as a local folder rather than a hub id (owner/name): absolute,
+    relative to here or home, or with more than one separator."""
+    return (arg.startswith(("/", "./", "../", "~", ".\\")) or "\\" in arg
+            or (os.sep in arg and not HUB_ID_PATTERN.match(arg)) or arg.count("/") > 1)
+
+
+def check_clip_model(arg: str) -> None:
+    """--clip-model PATH to a folder that is not there is a usage error now, not an inconclusive run later."""
+    if arg in ("", "auto", "tiny") or not looks_like_path(arg):
+        return
+    path = Path(arg).expanduser()
+    if not path.exists():
+        raise SettingsError(f"--clip-model {arg}: no such folder. Pass a local CLIP folder (saved with "
+                            "save_pretrained), a hub id such as openai/clip-vit-base-patch16, or auto")
+    if not path.is_dir():
+        raise SettingsError(f"--clip-model {arg}: not a folder. Pass the folder a CLIP was saved to with "
+                            "save_pretrained, a hub id such as openai/clip-vit-base-patch16, or auto")
+
+
+def check_early(*, claim_ids: Iterable[str] = (), clip_model: str = "auto", known_claims: Iterable[str] = ()) -> None:
+    """The checks that need neither torch nor a device, run first so that a typo costs a second."""
+    check_claim_ids(claim_ids, known_claims)
+    check_clip_model(clip_model)
+
+
+def native_size(kind: str, source: str) -> int | None:
+    """The side in pixels a model was trained at, read from its folder's configs without loading it (the U-Net's
+    sample_size times the VAE's downscaling); 512 for SD 1.5 not on disk; None when unknown."""
+    folder = Path(source)
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 512 if kind in ("sd15", "sd15-random") else None
+
+
+def size_advice(kind: str, source: str) -> str:
+    """What --size to pass on this model: its native size, which fits its VAE and U-Net."""
+    native = native_size(kind, source)
+    if native is None:
+        return "leave --size out to use the model's native size"
+    return f"the {kind} model is trained at {native} px: --size {native}, or leave --size out"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a --dtype name (float32, float16, bfloat16)."""
+    import torch
+
+    return getattr(torch, name)
+
+
 def cuda_available() -> bool:
+    import torch
+
     return torch.cuda.is_available()
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def worker_device(worker: str | None, device_count: int) -> str | None:
@@ -108,8 +196,9 @@ def resolve_device(arg: str, worker: str | None = None) -> str:
     its own card; --device cuda:N pins every worker to one."""
     if not DEVICE_PATTERN.match(arg):
         raise SettingsError(f"--device {arg!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    import torch
     if arg in ("auto", "cuda") and cuda_available():
-        mapped = worker_device(worker, torch.cuda.device_count())
+        mapped = worker_device(worker, cuda_device_count())
         if mapped is not None:
             return mapped
     if arg == "auto":
@@ -125,8 +214,8 @@ def resolve_device(arg: str, worker: str | None = None) -> str:
                 f"built with CUDA: {torch.version.cuda or 'no'}); use --device cpu or --device auto, or install "
                 "a CUDA build of torch on a machine with an NVIDIA GPU"
             )
-        if ":" in arg and int(arg.split(":")[1]) >= torch.cuda.device_count():
-            raise SettingsError(f"--device {arg}: only {torch.cuda.device_count()} CUDA device(s); use cuda:0")
+        if ":" in arg and int(arg.split(":")[1]) >= cuda_device_count():
+            raise SettingsError(f"--device {arg}: only {cuda_device_count()} CUDA device(s); use cuda:0")
     if arg == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise SettingsError("--device mps but MPS is not available here; use --device cpu or auto")
     return arg
@@ -235,6 +324,8 @@ def check_report_folder(report_path: Path) -> None:
 def available_memory(device: str) -> int:
     """Bytes free where the generations live: the GPU's free memory on CUDA, the machine's available RAM."""
     if device.startswith("cuda"):
+        import torch
+
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free)
     try:
@@ -255,14 +346,14 @@ def batch_bytes(size: int, seeds: int) -> int:
     return seeds * (latent + image) * 4
 
 
-def check_size_fits(size: int, seeds: int, device: str) -> None:
+def check_size_fits(size: int, seeds: int, device: str, advice: str = "SD 1.5 is trained at 512") -> None:
     """A first check before loading anything: one image's latents and pixels must fit. Whether a chunk of
     seeds fits is measured by the engine (sampler_claims.memory), which splits the seeds into chunks."""
     need, have = batch_bytes(size, 1), available_memory(device)
     if need > have:
         raise SettingsError(
             f"--size {size}: one image needs at least {need / 2**30:,.1f} GiB for its latents and pixels alone, and "
-            f"{device} has {have / 2**30:,.1f} GiB free; use a smaller --size (SD 1.5 is trained at 512)")
+            f"{device} has {have / 2**30:,.1f} GiB free; use a smaller --size ({advice})")
 
 
 def _hub_reachable() -> bool:
@@ -306,13 +397,13 @@ def resolve(
     dtype_name = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
         raise SettingsError("--offload moves models between CPU and GPU and needs --device cuda; drop --offload")
-    if size is not None and (size < 8 or size % 8):
-        raise SettingsError(f"--size {size}: give a multiple of 8 pixels, e.g. --size 512")
-    if size is not None:
-        check_size_fits(size, min(seeds, max_batch or seeds), dev)
     kind, source, reason = resolve_model(model, dev)
     if kind == "tiny" and not is_pipeline_folder(Path(source)):
         raise SettingsError(f"the embedded model is missing at {source}; run scripts/train_tiny.py or re-clone")
+    if size is not None and (size < 8 or size % 8):
+        raise SettingsError(f"--size {size}: give a multiple of 8 pixels; {size_advice(kind, source)}")
+    if size is not None:
+        check_size_fits(size, min(seeds, max_batch or seeds), dev, size_advice(kind, source))
     report_path = Path(report)
     if not report_path.is_absolute() and rootdir is not None:
         report_path = rootdir / report_path

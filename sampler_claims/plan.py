@@ -24,6 +24,7 @@ from typing import Any
 
 from . import paths, registry
 from .runs import DEFAULTS, ROUNDS, RunSpec
+from .progress import plural
 
 #: Seeds the power calculation (registry.SEEDS_POWER) needs for an equivalence to be decided with 80% power:
 #: paired differences between deterministic samplers (sd 0.058) and pairs with stochastic DDPM (sd 0.22).
@@ -165,7 +166,8 @@ class Calibration:
 
     def describe(self) -> str:
         return (f"calibrated on {self.device} {self.dtype} {self.size}px in {self.seconds:.1f} s: "
-                f"{self.roster.per_eval * 1e3:.2f} ms per U-Net evaluation at {self.roster.batch} seeds per call, "
+                f"{self.roster.per_eval * 1e3:.2f} ms per U-Net evaluation at {plural(self.roster.batch, 'seed')} per "
+                "call, "
                 f"{self.single.per_eval * 1e3:.2f} ms at one seed; {self.roster.per_image * 1e3:.1f} ms per image "
                 "(text, decoding)")
 
@@ -229,11 +231,12 @@ class Plan:
         return sum(g.seconds or 0.0 for g in self.groups.values())
 
     def lines(self) -> list[str]:
-        out = [f"claims plan: {self.seeds} seeds; U-Net evaluations per claim group (images x calls, CFG counted, "
-               "shared generations once)" + ("; estimated time" if self.calibration else "")]
+        out = [f"claims plan: {plural(self.seeds, 'seed')}; U-Net evaluations per claim group (images x calls, CFG "
+               "counted, shared generations once)" + ("; estimated time" if self.calibration else "")]
         for g in sorted(self.groups.values(), key=lambda g: -g.evaluations):
             t = f", ~{fmt_time(g.seconds)}" if g.seconds is not None else ""
-            out.append(f"claims plan:   {g.group:<12} {g.evaluations:>12,} evaluations, {g.images:>6,} images{t}  "
+            images = "image " if g.images == 1 else "images"
+            out.append(f"claims plan:   {g.group:<12} {g.evaluations:>12,} evaluations, {g.images:>6,} {images}{t}  "
                        f"({', '.join(g.claims)})")
         total = f", ~{fmt_time(self.seconds)} estimated" if self.seconds is not None else ""
         out.append(f"claims plan:   {'total':<12} {self.evaluations:>12,} evaluations{total} (serial; xdist "

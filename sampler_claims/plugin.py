@@ -4,27 +4,36 @@ Settings are resolved once in pytest_configure (bad input is a usage error there
 their `type=` parsers), the pipeline is loaded lazily once per session, the report is written in
 pytest_sessionfinish on the controller only, whatever happened to the tests, and its summary is printed in
 pytest_terminal_summary.
+
+Start-up is kept light: this module imports neither torch nor diffusers (they take seconds to import), so
+`pytest --help`, --claims-list and every usage error answer in about a second. The checks that need no device
+run first; torch is imported when the device is resolved, diffusers when the model loads.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
 
 from . import options, registry
-from .engine import Engine
-from .memory import OutOfDeviceMemory, chunk_summary
-from .models import LoadedModel
-from .options import Settings, SettingsError
-from .prompts import Prompts
-from .quality import QUALITY_MODES, Quality, Roster
-from .quality_claim import QualityClaim
-from .results import ClaimRecorder, ClaimRefuted, Results, merge_payload, record_payload
+from .options import QUALITY_MODES, Settings, SettingsError
+from .progress import plural
+from .quiet import silence_notices
+from .results import REFUTED_PREFIX, ClaimRefuted, Results, merge_payload, record_payload
 from .session import SESSION_KEY, ClaimsSession
-from .threads import generation_threads, xdist_workers
-from .timing import Rounds, session_rounds, timing_plan
+from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .models import LoadedModel
+    from .prompts import Prompts
+    from .quality import Quality, Roster
+    from .quality_claim import QualityClaim
+    from .results import ClaimRecorder
+    from .timing import Rounds
+
+silence_notices()
 
 
 # --------------------------------------------------------------------------- options
@@ -44,17 +53,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="move every seed of the run (and the tiny model's prompt roster) to a fresh range starting "
                          f"N further on: a replication on unseen prompt-seed pairs (default: "
                          f"{options.DEFAULT_SEED_BASE})")
-    group.addoption("--timing-rounds", action="store", default=timing_plan()["rounds"], type=options.positive_int,
+    rounds = options.default_timing_rounds()
+    group.addoption("--timing-rounds", action="store", default=rounds, type=options.positive_int,
                     metavar="N", help="interleaved rounds of the timed configurations; intervals over rounds decide "
-                                      "the timing claims; the registry's timing_rounds sizes them "
-                                      f"(default: {timing_plan()['rounds']})")
+                                      f"the timing claims; the registry's timing_rounds sizes them (default: {rounds})")
     group.addoption("--claim", action="append", default=[], metavar="ID", dest="claim_ids",
-                    help="run only this claim (repeatable), with the tests it needs; ids as in claims.json "
+                    help="run only this claim (repeatable), with the tests it needs; --claims-list lists the ids "
                          "(default: every claim)")
     group.addoption("--claims-file", action="append", default=[], metavar="PATH", dest="claims_files",
                     help="a TOML file of [[claim]] tables read after the built-in catalogue (repeatable): new claims "
                          "of the existing rule kinds, or overrides of an entry's runs and thresholds, each shown in "
-                         "the header and the report beside the built-in value (default: none)")
+                         "the header and the report beside the built-in value; write it --claims-file=PATH so pytest does not take the path for a test folder (default: none)")
+    group.addoption("--claims-list", action="store_true", default=False,
+                    help="list every claim (id, exercise, kind, scope and the lesson's words) and exit; loads no "
+                         "model")
     group.addoption("--atlas", action="store_true", default=False,
                     help="also run the sampler atlas (every compatible scheduler on a grid of U-Net calls) and "
                          "decide default-on-front; about 3-5 minutes on a 2-core CPU (default: off)")
@@ -113,42 +125,62 @@ def pytest_configure(config: pytest.Config) -> None:
         except CatalogueError as exc:
             raise pytest.UsageError(f"--claims-file: {exc}") from None
         config.add_cleanup(registry.use_files)  # the built-in catalogue again (an in-process pytester run)
+    if config.getoption("--claims-list", default=False):
+        return
+    try:
+        settings = _settings(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if config.getoption("--deterministic", default=False):
         from diffusers.utils.torch_utils import enable_full_determinism
 
         enable_full_determinism()
-    try:
-        settings = options.resolve(
-            model=config.getoption("--model"), device=config.getoption("--device"),
-            dtype=config.getoption("--dtype"), seeds=config.getoption("--seeds"),
-            report=config.getoption("--claims-report"), deterministic=config.getoption("--deterministic"),
-            offload=config.getoption("--offload"), size=config.getoption("--size"),
-            rootdir=config.rootpath, seed_base=config.getoption("--seed-base"), worker=worker_id(config),
-            timing_rounds=config.getoption("--timing-rounds"), max_batch=config.getoption("--max-batch"),
-        )
-    except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = ClaimsSession(settings, config.getoption("--quality", default="auto") or "auto",
-                                              config.getoption("--clip-model", default="auto") or "auto")
+    cs = ClaimsSession(settings, config.getoption("--quality", default="auto") or "auto",
+                       config.getoption("--clip-model", default="auto") or "auto")
+    cs.results.compare_with = config.stash.get(_COMPARE_KEY, None)
+    config.stash[SESSION_KEY] = cs
+    if worker_id(config) is None:
+        config.pluginmanager.register(OutcomeCollector(cs.results, config), "sampler-claims-outcomes")
+    threads = config.getoption("--threads", default=None)
+    if threads is not None or settings.device == "cpu":
+        import torch
+
+        from .threads import generation_threads, xdist_workers
+
+        torch.set_num_threads(generation_threads(threads, xdist_workers()))
+
+
+#: The earlier run --claims-compare read at start-up: (path, its claims.json).
+_COMPARE_KEY = pytest.StashKey[tuple]()
+
+
+def _settings(config: pytest.Config) -> Settings:
+    """Every option checked, the cheap ones first: claim ids, paths and combinations before torch is imported
+    to resolve the device, and everything before a model loads."""
+    options.check_early(claim_ids=config.getoption("claim_ids", default=None) or [],
+                        clip_model=config.getoption("--clip-model", default="auto") or "auto",
+                        known_claims=registry.CLAIMS)
     old = config.getoption("--claims-compare", default=None)
     if old:
         from .compare import CompareError, load
 
         try:
-            config.stash[SESSION_KEY].results.compare_with = (str(old), load(old))
+            config.stash[_COMPARE_KEY] = (str(old), load(old))
         except CompareError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise SettingsError(str(exc)) from None
     elif config.getoption("--claims-fail-on-change", default=False):
-        raise pytest.UsageError("--claims-fail-on-change needs --claims-compare OLD.json (an earlier run's claims.json)")
-    if worker_id(config) is None:
-        config.pluginmanager.register(OutcomeCollector(config.stash[SESSION_KEY].results, config),
-                                      "sampler-claims-outcomes")
+        raise SettingsError("--claims-fail-on-change needs --claims-compare OLD.json (an earlier run's claims.json)")
     if config.getoption("--budget", default=None) and getattr(config.option, "numprocesses", None):
-        raise pytest.UsageError("--budget sizes the roster from a calibration in one process; run it without -n "
-                                "(or pass --seeds N with -n)")
-    threads = config.getoption("--threads", default=None)
-    if threads is not None or settings.device == "cpu":
-        torch.set_num_threads(generation_threads(threads, xdist_workers()))
+        raise SettingsError("--budget sizes the roster from a calibration in one process; run it without -n "
+                            "(or pass --seeds N with -n)")
+    return options.resolve(
+        model=config.getoption("--model"), device=config.getoption("--device"),
+        dtype=config.getoption("--dtype"), seeds=config.getoption("--seeds"),
+        report=config.getoption("--claims-report"), deterministic=config.getoption("--deterministic"),
+        offload=config.getoption("--offload"), size=config.getoption("--size"),
+        rootdir=config.rootpath, seed_base=config.getoption("--seed-base"), worker=worker_id(config),
+        timing_rounds=config.getoption("--timing-rounds"), max_batch=config.getoption("--max-batch"),
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -238,7 +270,7 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items
             lines.append(f"claims budget: {b['minutes']:g} min -> --seeds {b['seeds']} instead of "
                          f"{b['seeds_requested']} (planned {b['planned']})")
         else:
-            lines.append(f"claims budget: {b['minutes']:g} min fits the {b['seeds']} seeds asked for "
+            lines.append(f"claims budget: {b['minutes']:g} min fits the {plural(b['seeds'], 'seed')} asked for "
                          f"(planned {b['planned']})")
         for cid, need in b["likely_inconclusive"].items():
             lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants --seeds {need}")
@@ -283,12 +315,16 @@ def engine(claims_session: ClaimsSession) -> Engine:
 
 @pytest.fixture(scope="session")
 def prompts(settings: Settings) -> Prompts:
+    from .prompts import Prompts
+
     return Prompts(tiny_world=settings.model_kind == "tiny", seed_base=settings.seed_base)
 
 
 @pytest.fixture(scope="session")
 def roster(prompts: Prompts, settings: Settings) -> Roster:
     """The --seeds prompt-seed pairs every statistical claim shares (so their generations are shared)."""
+    from .quality import Roster
+
     texts, seeds = prompts.roster("exercise1", settings.seeds)
     return Roster(texts, seeds)
 
@@ -298,6 +334,8 @@ def claim_roster(claim: ClaimRecorder, prompts: Prompts, settings: Settings) -> 
     """The roster this claim's registry entry asks for: the --seeds roster, or for a claim that pairs with DDPM
     registry.DDPM_SEEDS times it. Its first --seeds pairs are the shared roster's, so the engine generates only
     the rest again."""
+    from .quality import Roster
+
     texts, seeds = prompts.roster("exercise1", registry.claim_seeds(claim.claim, settings.seeds))
     return Roster(texts, seeds)
 
@@ -323,6 +361,8 @@ def quality_claim(claim: ClaimRecorder, claims_session: ClaimsSession, engine: E
     """A quality claim's metric, its control and (on the CLIP path) the convergence basis, as the claim's registry
     entry names them: each computed once per session and value (after `claim`, so random weights skip before
     generating anything)."""
+    from .quality_claim import QualityClaim
+
     control, good, bad = claims_session.quality_control(claim.claim, engine, roster)
     return QualityClaim(claim, claims_session.quality(), control, good, bad, claim.t("quality_control"),
                         claims_session.convergence(claim.claim, engine, roster))
@@ -332,6 +372,8 @@ def quality_claim(claim: ClaimRecorder, claims_session: ClaimsSession, engine: E
 def timing_rounds(request: pytest.FixtureRequest, engine: Engine, prompts: Prompts, settings: Settings) -> Rounds:
     """The run's interleaved timing rounds (sampler_claims.timing): measured by the first timing claim that
     asks for them, through its pytest-benchmark fixture, and shared by every later one."""
+    from .timing import session_rounds
+
     prompt, seed = prompts.single("exercise1")
     return session_rounds(request, engine, prompt, seed, settings.timing_rounds)
 
@@ -362,9 +404,24 @@ def worker_id(config: pytest.Config) -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """With -n and no --dist, distribute by xdist_group (loadgroup): the claims that share generations then
-    run on one worker and each generation is still computed once. --dist given explicitly wins."""
+    run on one worker and each generation is still computed once. --dist given explicitly wins.
+
+    --claims-list prints the catalogue here and ends the run, before pytest_configure: no settings are resolved,
+    no model loads and torch is never imported."""
+    if config.getoption("--claims-list", default=False):
+        from .catalogue import CatalogueError
+        from .listing import claims_listing
+
+        try:
+            files = registry.use_files(config.getoption("claims_files", default=None) or [])
+        except CatalogueError as exc:
+            print(f"ERROR: --claims-file: {exc}")
+            return int(pytest.ExitCode.USAGE_ERROR)
+        print(claims_listing(registry.CLAIMS.values()))
+        print(f"(read from {', '.join(files)})")
+        return 0
     if config.getoption("--claims-plan", default=False):  # the plan runs nothing: no workers to start
         config.option.numprocesses = None
         config.option.dist = "no"
@@ -443,12 +500,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if reporter is not None:
             sink = TerminalSink(reporter, config.pluginmanager.get_plugin("capturemanager"))
             cs.progress = Progress(sink, live=sink.tty, run_left=cs.run_left)
+            if sink.tty:
+                config.pluginmanager.register(LiveLineGuard(sink), "sampler-claims-live-line")
+
+
+class LiveLineGuard:
+    """Registered with a terminal's progress sink: no live progress text is on the screen when pytest writes a
+    test's status (a generation's end erases it already; this catches one that ended without telling)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.sink.clear()
 
 
 def _stop_on_oom() -> Iterator[None]:
     try:
         return (yield)
-    except OutOfDeviceMemory as exc:
+    except Exception as exc:
+        from .memory import OutOfDeviceMemory  # imported on an error only: it imports torch
+
+        if not isinstance(exc, OutOfDeviceMemory):
+            raise
         # Every later claim would run out of memory the same way: stop the run with one usage error (exit
         # code 4) that names the fix, rather than a traceback per test. The report is still written.
         pytest.exit(f"sampler-claims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -480,7 +555,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome is read back in pytest_runtest_logreport, which runs where the report is written."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if hasattr(report, "wasxfail") and call.excinfo is not None and call.excinfo.errisinstance(ClaimRefuted):
+    refuted_as_expected = (hasattr(report, "wasxfail") and call.excinfo is not None
+                           and call.excinfo.errisinstance(ClaimRefuted))
+    if refuted_as_expected:
         report.wasxfail = str(call.excinfo.value)  # the measured reason, not only the registry's
     marker = item.get_closest_marker("claim")
     progress = item.config.stash[SESSION_KEY].progress if SESSION_KEY in item.config.stash else None
@@ -511,14 +588,61 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cs: ClaimsSession = item.config.stash[SESSION_KEY]
     cid = marker.args[0]
     rec = cs.results.records[cid]
+    shown = shown_verdict(state, rec.verdict)
+    if shown is not None:
+        _shorten_reason(report, shown)
     rec.ran_on = {"worker": worker_id(item.config) or "main", "device": cs.settings.device}
     chunks = cs.drain_chunks(cid)
     if chunks:
+        from .memory import chunk_summary
+
         rec.ran_on["chunks"] = chunk_summary(chunks)
     rec.ran_on["unet_evaluations"] = cs.evaluations(cid)
-    report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message}))
+    report.user_properties.append((CLAIM_PROP, {"id": cid, "state": state, "message": message, "shown": shown}))
     if worker_id(item.config) is not None:
         report.user_properties.append((RECORD_PROP, record_payload(rec)))
+
+
+#: The status each verdict shows in the terminal: (letter under -q, word under -v). The pytest outcome is what
+#: results.ClaimRecorder.decide made it (a refutation the registry expects is an xfail, and so on); only the
+#: word a reader sees is the verdict's.
+STATUS = {CONFIRMED: ("C", "CONFIRMED"), REFUTED: ("R", "REFUTED"), INCONCLUSIVE: ("I", "INCONCLUSIVE")}
+
+
+def shown_verdict(state: str, verdict: str | None) -> str | None:
+    """The verdict a claim test's status shows, or None for pytest's own word (a crash, a skip, no decision).
+
+    passed + confirmed, xfailed + refuted (expected), failed + refuted (unexpected), failed + confirmed (an
+    expected refutation that now holds: XPASS(strict)), skipped + inconclusive."""
+    allowed = {"passed": (CONFIRMED,), "xfailed": (REFUTED,), "failed": (REFUTED, CONFIRMED),
+               "skipped": (INCONCLUSIVE,)}
+    return verdict if verdict in allowed.get(state, ()) else None
+
+
+def _shorten_reason(report: pytest.TestReport, shown: str) -> None:
+    """Under -v pytest writes the reason of a skip or xfail after the status word: with the verdict as the word,
+    the reason no longer repeats it ("REFUTED (refuted, as measu…" becomes "REFUTED (<the measured reason>)")."""
+    if shown == REFUTED and hasattr(report, "wasxfail"):
+        report.wasxfail = str(report.wasxfail).removeprefix(REFUTED_PREFIX)
+    elif shown == INCONCLUSIVE and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        path, lineno, reason = report.longrepr
+        report.longrepr = (path, lineno, "Skipped: " + str(reason).removeprefix("Skipped: ")
+                           .removeprefix(f"{INCONCLUSIVE}: "))
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
+    """A claim test shows its verdict: CONFIRMED, REFUTED or INCONCLUSIVE under -v, C, R or I under -q, in the
+    colour of its pytest outcome (an unexpected refutation stays red, and counts as failed)."""
+    out = dict(getattr(report, "user_properties", ())).get(CLAIM_PROP)
+    if not out or not out.get("shown") or out["shown"] not in STATUS:
+        return None
+    letter, word = STATUS[out["shown"]]
+    state = out.get("state")
+    category = {"passed": "passed", "xfailed": "xfailed", "skipped": "skipped"}.get(state, "failed")
+    if category == "failed" and out["shown"] == CONFIRMED:
+        word = "CONFIRMED, EXPECTED REFUTED"
+    colour = {"passed": "green", "failed": "red"}.get(category, "yellow")
+    return category, letter, (word, {colour: True})
 
 
 class OutcomeCollector:
@@ -536,8 +660,10 @@ class OutcomeCollector:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             node = getattr(report, "node", None)
             who = f"[{node.gateway.id}] " if node is not None and getattr(node, "gateway", None) else ""
+            from .progress import finished_line
+
             for line in props[PROGRESS_PROP]:
-                reporter.write_line(who + line)
+                finished_line(reporter, who + line)
         if CLAIM_PROP not in props:
             return
         out = props[CLAIM_PROP]

@@ -24,11 +24,11 @@ import numpy as np
 
 from .engine import Engine, Generation, Request
 from .metrics import residual_noise
+from .options import QUALITY_MODES  # noqa: F401 - re-exported: the modes are checked at start-up
 from .registry import CLIP_CONTROL, Control
 from .schedulers import SchedulerSpec
 from .verdict import Separation, separation
 
-QUALITY_MODES = ("auto", "checker", "clip")
 
 NO_CHECKER = ("no validated quality metric on this model: the embedded model's checker only reads its own "
               "shapes world, and a reference-free proxy (noise, sharpness) was never shown to separate a good "

@@ -31,6 +31,8 @@ from . import plain, registry
 from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED, SKIPPED, Verdict
 
 SCHEMA = 2
+#: How an expected refutation's message starts (the xfail reason; the terminal's status word says it instead).
+REFUTED_PREFIX = "refuted, as measured before: "
 
 
 class ClaimRefuted(AssertionError):
@@ -155,7 +157,7 @@ class ClaimRecorder:
             return
         if verdict.verdict == REFUTED:
             if rec.expected == REFUTED:
-                raise ClaimRefuted(f"refuted, as measured before: {verdict.reason}")
+                raise ClaimRefuted(f"{REFUTED_PREFIX}{verdict.reason}")
             pytest.fail(f"{self.id} refuted: {verdict.reason}", pytrace=False)
         # Reported at the test's own location, not this line (as the skip marker does).
         raise pytest.skip.Exception(f"{verdict.verdict}: {verdict.reason}", _use_item_location=True)
@@ -318,17 +320,27 @@ def _jsonable(value: Any) -> Any:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temp file beside `path`, then rename, so a reader never sees half a file."""
+    """Write to a temp file beside `path`, then rename, so a reader never sees half a file. The file gets the
+    mode an ordinary write would (0666 less the umask): mkstemp makes it 0600, which would keep the report from
+    the group, a web server or a CI artifact step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -1,6 +1,9 @@
 """The claims session: settings, results, and the model, engine, quality metric, quality controls and
 convergence bases once computed. One per pytest run, built in pytest_configure and kept in `config.stash`
 under SESSION_KEY (as pytest-benchmark and pytest-html keep theirs); the plugin's hooks and fixtures read it.
+
+torch, diffusers and the engine are imported where a model is loaded, not here: the plugin imports this module
+at start-up, and `pytest --help`, --claims-list and usage errors must not wait for them.
 """
 from __future__ import annotations
 
@@ -8,21 +11,21 @@ import datetime as _dt
 import os
 import platform
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
 
 from . import registry
-from .convergence import Basis, basis
-from .engine import Engine, Generation
-from .models import LoadedModel, ModelLoadError, load
 from .options import Settings
-from .quality import Quality, Roster
 from .registry import Control, Run
 from .results import Results
-from .threads import TIMING_THREADS
 from .verdict import Separation
+
+if TYPE_CHECKING:
+    from .convergence import Basis
+    from .engine import Engine, Generation
+    from .models import LoadedModel
+    from .quality import Quality, Roster
 
 
 class ClaimsSession:
@@ -63,6 +66,8 @@ class ClaimsSession:
         return "checker" if self.settings.model_kind == "tiny" else "clip"
 
     def quality(self) -> Quality:
+        from .quality import Quality
+
         if self._quality is None:
             has_checker = self.settings.model_kind == "tiny"
             if self.quality_mode == "checker":
@@ -97,11 +102,15 @@ class ClaimsSession:
         key = (claim.t("convergence_reference", Run), claim.t("reference_check", Control),
                claim.t("convergence_control", Control), claim.t("converged_ratio", float))
         if key not in self._bases:
+            from .convergence import basis
+
             reference, check, pair, bound = key
             self._bases[key] = basis(engine, roster, reference=reference, check=check, pair=pair, bound=bound)
         return self._bases[key]
 
     def model(self) -> LoadedModel:
+        from .models import ModelLoadError, load
+
         if self._load_error:
             pytest.fail(self._load_error, pytrace=False)
         if self._model is None:
@@ -114,6 +123,8 @@ class ClaimsSession:
 
     def engine(self) -> Engine:
         if self._engine is None:
+            from .engine import Engine
+
             m = self.model()
             self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
                                   device=self.settings.device, max_batch=self.settings.max_batch,
@@ -165,6 +176,9 @@ class ClaimsSession:
 
     def environment(self) -> dict[str, Any]:
         import diffusers
+        import torch
+
+        from .threads import TIMING_THREADS
 
         s = self.settings
         env: dict[str, Any] = {
@@ -209,6 +223,8 @@ class ClaimsSession:
 
 def determinism_state() -> dict[str, Any]:
     """The determinism settings in force (recorded with the environment and beside ddim-deterministic)."""
+    import torch
+
     return {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,

@@ -37,6 +37,7 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from .engine import Engine, Request
+from .progress import folded
 from .threads import for_timing
 
 #: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
@@ -139,6 +140,8 @@ class Rounds:
     elapsed_s: float = 0.0
     #: torch CPU threads the rounds ran on (sampler_claims.threads: one on the CPU).
     threads: int | None = None
+    #: The rounds asked for (the progress line says "timing round k/planned").
+    planned: int = 0
 
     @property
     def rounds(self) -> int:
@@ -191,8 +194,10 @@ def run_rounds(engine: Engine, configs: dict[str, Request], rounds: int,
                  wall_calls={n: [] for n in names}, cpu_calls={n: [] for n in names})
     # Warm-up: first calls pay for allocator growth and kernel selection; the smallest configuration warms the
     # same U-Net at the same batch for all, and its time is not kept (it would under-count its repetitions).
+    out.planned = rounds
     smallest = min(names, key=lambda k: unet_samples(configs[k]))
-    engine.generate(configs[smallest], cached=False)
+    with folded(getattr(engine, "progress", None), "timing warm-up"):
+        engine.generate(configs[smallest], cached=False)
 
     def one_round() -> None:
         _one_round(engine, configs, out)
@@ -261,7 +266,12 @@ def _one_round(engine: Engine, configs: dict[str, Request], out: Rounds) -> None
     call, which counts as one of them."""
     names = out.names
     k = len(out.order)
-    order = names[k % len(names):] + names[:k % len(names)]
+    # Dozens of timed calls, many of one configuration: one progress line per round, not one per call.
+    with folded(getattr(engine, "progress", None), f"timing round {k + 1}/{max(out.planned, k + 1)}"):
+        _timed_round(engine, configs, out, names[k % len(names):] + names[:k % len(names)])
+
+
+def _timed_round(engine: Engine, configs: dict[str, Request], out: Rounds, order: list[str]) -> None:
     out.order.append(order)
     calls: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in order}
     last: dict[str, Any] = {}

@@ -19,10 +19,14 @@ import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats is imported where an interval is computed, not here: the registry imports this module, and the
+# registry is read at start-up (options, --claims-list, usage errors), which must not wait the second
+# scipy.stats takes to import.
 
 CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED = "confirmed", "refuted", "inconclusive", "skipped"
 VERDICTS = (CONFIRMED, REFUTED, INCONCLUSIVE, SKIPPED)
@@ -36,7 +40,8 @@ POWER = 0.80
 
 def power_z() -> float:
     """z of the two-sided CONFIDENCE plus z of POWER (2.80 at 95% and 80%): n = (power_z() * sd / distance)^2."""
-    return float(stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(POWER))
+    z = NormalDist()
+    return z.inv_cdf(0.5 + CONFIDENCE / 2) + z.inv_cdf(POWER)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ def t_interval(values: Sequence[float], what: str = "") -> Interval:
     if n == 1:
         return Interval(m, -math.inf, math.inf, 1, math.nan, what)
     sd = float(x.std(ddof=1))
+    from scipy import stats
+
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
     return Interval(m, m - half, m + half, n, sd, what)
 
@@ -96,6 +103,8 @@ def wilson(successes: int, n: int, what: str = "") -> Interval:
     """Wilson 95% interval of a proportion (e.g. the share of seeds whose trajectory is coarse-first)."""
     if n == 0:
         raise ValueError("a proportion of no trials")
+    from scipy import stats
+
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
     p = successes / n
     return Interval(p, float(ci.low), float(ci.high), n, math.sqrt(p * (1 - p)), what)
@@ -107,6 +116,8 @@ def rounds_needed(sd: float, half_width: float, most: int = 100, power: float | 
     With `power`, the rounds that decide a mean `half_width` from an edge that often: t(power, n - 1) is added
     to the quantile. Exact at the few rounds timing runs, where the normal approximation of `seeds_needed`
     would be far off."""
+    from scipy import stats
+
     for n in range(2, most + 1):
         q = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) + (stats.t.ppf(power, n - 1) if power else 0.0)
         if q * sd / math.sqrt(n) <= half_width:
@@ -297,6 +308,13 @@ def within(iv: Interval, low: float, high: float, what: str) -> Verdict:
 
 
 def _need_text(iv: Interval, need: int | None, unit: str = "seeds") -> str:
+    if need is None and (iv.n < 2 or not math.isfinite(iv.sd)):
+        # One value has no spread: nothing to size a run from, and nothing to do with the margin.
+        option = "--timing-rounds" if unit == "rounds" else "--seeds"
+        return (f"; one {unit[:-1]} gives no spread to size a run from: run with more {unit} ({option} at its "
+                "default is sized by power)")
+    if need is None and iv.sd <= 0:
+        return f"; the {unit} agree exactly, so more of them cannot move the interval off the margin"
     if need is None:
         return "; no number of " + unit + " decides it at this spread (the mean sits on the margin)"
     if need <= iv.n:

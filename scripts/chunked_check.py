@@ -15,7 +15,7 @@ import torch
 from sampler_claims import paths
 from sampler_claims.engine import Engine, Request
 from sampler_claims.models import _quiet, build_from_configs
-from sampler_claims.options import DTYPES
+from sampler_claims.options import DTYPES, torch_dtype
 from sampler_claims.schedulers import DPM
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--max-batch", type=int, default=None)
     a = ap.parse_args()
-    pipe = _quiet(build_from_configs(paths.SD15_RANDOM).to(a.device, dtype=DTYPES[a.dtype]))
+    pipe = _quiet(build_from_configs(paths.SD15_RANDOM).to(a.device, dtype=torch_dtype(a.dtype)))
     engine = Engine(pipe, model_key="sd15-random", size=a.size, device=a.device, check=False, max_batch=a.max_batch)
     cuda = a.device.startswith("cuda")
     engine.generate(Request(DPM, 2, (0,), "warm-up"), cached=False)

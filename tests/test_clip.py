@@ -218,8 +218,10 @@ def test_sd15_random_skips_the_quality_claims_before_loading_any_clip(tmp_path):
     from sampler_claims.paths import REPO_ROOT
 
     report = tmp_path / "index.html"
+    not_a_clip = tmp_path / "not-a-clip"  # a folder (a missing one is a usage error) that no CLIP loads from
+    not_a_clip.mkdir()
     out = subprocess.run([sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:randomly", "--model", "sd15-random",
-                          "--quality", "clip", "--clip-model", str(tmp_path / "no-such-clip"), "--claim",
+                          "--quality", "clip", "--clip-model", str(not_a_clip), "--claim",
                           "no-gain-past-25", "--claim", "ddpm-10-worse", "--claims-report", str(report)],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -24,7 +24,7 @@ def test_auto_without_cuda_resolves_to_the_embedded_model(monkeypatch: pytest.Mo
 
 def test_auto_with_cuda_but_no_weights_falls_back_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(options, "cuda_available", lambda: True)
-    monkeypatch.setattr(options.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(options, "cuda_device_count", lambda: 1)
     s = resolve(device="cuda")
     assert s.model_kind == "tiny" and s.dtype_name == "float16"
     assert "neither cached nor reachable" in s.model_reason
@@ -32,7 +32,7 @@ def test_auto_with_cuda_but_no_weights_falls_back_and_says_so(monkeypatch: pytes
 
 def test_auto_with_cuda_and_cached_weights_picks_sd15(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(options, "cuda_available", lambda: True)
-    monkeypatch.setattr(options.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(options, "cuda_device_count", lambda: 1)
     monkeypatch.setattr(options, "sd15_in_cache", lambda hub_id=paths.SD15_HUB_ID: str(tmp_path))
     s = resolve(device="cuda")
     assert (s.model_kind, s.model_source) == ("sd15", str(tmp_path))
@@ -114,6 +114,9 @@ def test_relative_report_path_is_under_rootdir(tmp_path) -> None:
         (["--size", "1000000"], "--size 1000000: one image needs at least"),
         (["--claim", "speed-up"], "--claim 'speed-up' is not a claim id"),
         (["--dtype", "float16", "--device", "cpu"], "float16 is refused on the CPU"),
+        (["--clip-model", "/nonexistent"], "--clip-model /nonexistent: no such folder"),
+        (["--size", "7"], "--size 7: give a multiple of 8 pixels; the tiny model is trained at 32 px: --size 32"),
+        (["--claim", "ddim-determinstic"], "Did you mean ddim-deterministic?"),
     ],
 )
 def test_bad_input_is_one_usage_error(pytester: pytest.Pytester, tmp_path, args: list[str], message: str) -> None:
