@@ -29,7 +29,7 @@ from typing import Any
 #: Seconds the calibration aims to last on a model whose one-step generations are short (the embedded one):
 #: long enough for a median of repeats to be steady, short beside the run. A slow model (SD 1.5 on a CPU)
 #: shrinks to one repeat of the fewest steps and seeds instead (see `calibrate`).
-TARGET_S = 4.0
+TARGET_S = 6.0
 #: Repeats of each (1 step, N steps) pair, interleaved.
 REPEATS = 3
 #: The unit of cost: DDPM at 1000 steps, one seed, with guidance (2 evaluations per step), on one thread.
@@ -128,10 +128,10 @@ def calibrate(engine: Any, seeds: int, prompt: str = "a red circle", *, target_s
     First a warm-up of each shape: a 1-step call twice (the first pays allocator growth, kernel selection and,
     with --compile, the compilation of that shape; the excess over the second is `compile_s`), and with
     --compile also one seed without guidance (a batch of one is compiled apart). Then per shape `repeats`
-    interleaved pairs of DPM-Solver at 1 step and at N steps, N sized so that the pairs take about `target_s` in
-    all (a 2-step call first sizes N). A model slow enough that one 1-step call of the roster takes more than a quarter of `target_s` is
-    measured at fewer seeds per lane (down to one), at 2 steps, with one repeat: SD 1.5 on a CPU stays at a few
-    calls."""
+    interleaved pairs of DPM-Solver at 1 step and at N steps: N makes the steps outweigh the call's fixed cost
+    (text encoding, decoding) four to one (a 2-step call first sizes it), and the pairs take about `target_s` in
+    all. A model slow enough that one 1-step call of the roster takes longer than `target_s` is measured at fewer
+    seeds per lane (down to one), at 2 steps, with one repeat: SD 1.5 on a CPU stays at a few calls."""
     from .engine import Request
     from .schedulers import DPM
 
@@ -159,18 +159,18 @@ def calibrate(engine: Any, seeds: int, prompt: str = "a red circle", *, target_s
         first, _ = timed(1, n)
         steady_n, e_n = timed(1, n)
         warm += max(first - steady_n, 0.0)
-        quarter = target_s / 4
-        if steady_n > quarter and n > lanes:  # a slow model: fewer seeds per lane, as few calls as possible
-            per_lane = max(1, int(n / lanes * quarter / steady_n))
+        if steady_n > target_s and n > lanes:  # a slow model: fewer seeds per lane, as few calls as possible
+            per_lane = max(1, int(n / lanes * target_s / 4 / steady_n))
             n = min(n, per_lane * lanes)
             steady_n, e_n = timed(1, n)
         rates = []
-        pair_budget = target_s / 2 / repeats
         for k, t1 in ((n, steady_n), (1, steady_one)):
             t2, _ = timed(2, k)  # sizes the pairs: one step's time beyond the call's fixed cost
             per_step = max(t2 - t1, t1 / 20, 1e-9)
-            hi = int(min(max(1 + (pair_budget - 2 * t1) / per_step, 2), 50))
-            reps = repeats if 2 * t1 + per_step <= 2 * pair_budget else 1
+            # enough steps that the steps outweigh the fixed cost (text, decoding) 4:1, within the budget
+            hi = int(max(min(1 + 4 * t1 / per_step, 1 + (target_s / 2 / repeats - 2 * t1) / per_step, 50), 2))
+            pair = 2 * t1 + (hi - 1) * per_step
+            reps = repeats if pair * repeats <= target_s else max(1, min(repeats, int(target_s / pair)))
             rates.append(_pair_rate(lambda steps, k=k: timed(steps, k), k, hi, reps))
     finally:
         engine.progress = progress
@@ -264,6 +264,8 @@ class RunClock:
         remaining = total - work
         if remaining <= 0:
             over = done.evaluations - self.planned_evals
+            if over <= 0:
+                return None, "the planned evaluations are done"
             return None, (f"past the planned evaluations ({over:+,} against the plan's {self.planned_evals:,}); "
                           "time left unknown")
         return remaining / rate, "at this run's rate"
@@ -272,10 +274,10 @@ class RunClock:
         from .plan import fmt_time
 
         seconds, note = self.left(tally)
-        planned = f" of ~{fmt_time(self.planned_s)} planned" if self.planned_s is not None else ""
+        planned = f"~{fmt_time(self.planned_s)} planned" if self.planned_s is not None else ""
         if seconds is None:
-            return f"{note}{planned}"
-        return f"~{fmt_time(seconds)} left{planned}"
+            return note + (f"; {planned}" if planned else "")
+        return f"~{fmt_time(seconds)} left" + (f" of {planned}" if planned else "")
 
 
 # ------------------------------------------------------------------------------------ cost in units
@@ -297,7 +299,8 @@ class Cost:
         if self.units is None:
             return f"{what}: {self.seconds:.0f} s (units not measured: no DDPM@1000 timing and no calibration)"
         how = "" if self.unit_source == "timing rounds" else f", estimated from the {self.unit_source}"
-        return (f"{what}: {self.seconds:.0f} s = {self.units:.0f} units (1 unit = {UNIT_TEXT} = "
+        units = f"{self.units:.0f}" if self.units >= 10 else f"{self.units:.2g}"
+        return (f"{what}: {self.seconds:.0f} s = {units} units (1 unit = {UNIT_TEXT} = "
                 f"{self.unit_s:.1f} s here{how})")
 
     def as_dict(self) -> dict[str, Any]:

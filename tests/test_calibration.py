@@ -154,6 +154,8 @@ def test_time_left_is_never_zero_while_evaluations_remain() -> None:
     tally.add(32, 19_999)
     seconds, _ = run.left(tally)
     assert seconds is not None and seconds > 0
+    tally.add(32, 1)
+    assert run.left(tally) == (None, "the planned evaluations are done")
     tally.add(32, 500)  # more than the plan counted: says so, never 0 s
     seconds, note = run.left(tally)
     assert seconds is None and "past the planned evaluations" in note
@@ -189,6 +191,7 @@ def test_the_cost_line_is_in_units_of_one_ddpm_image() -> None:
         f"claims cost: 612 s = 51 units (1 unit = {UNIT_TEXT} = 12.0 s here)")
     assert "estimated from the calibration" in Cost(612.0, 12.0, "calibration").line()
     assert "units not measured" in Cost(612.0, None, None).line()
+    assert Cost(34.0, 12.0, "timing rounds").line().startswith("claims cost: 34 s = 2.8 units")
     assert Cost(612.0, 12.0, "timing rounds").as_dict()["units"] == 51.0
 
 
