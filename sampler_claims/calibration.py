@@ -39,6 +39,20 @@ UNIT_TEXT = "one DDPM@1000 image with guidance on one thread"
 UNIT_TIMED = "ddpm@1000"
 
 
+#: Seconds of one torch.compile graph of the U-Net on a 2-core CPU, measured (sampler_claims' compile_check
+#: script, inductor, torch 2.13): the embedded model 37-73 s beside other work, 113-160 s on a heavily shared
+#: machine (load 5-8 on 2 cores). A run compiles about three graphs (one seed with guidance, the roster's batch
+#: made dynamic, one seed without guidance); inductor's on-disk cache makes a second run's compilation shorter.
+COMPILE_S_PER_GRAPH = {("tiny", "cpu"): 60.0}
+COMPILE_GRAPHS = 3
+
+
+def compile_estimate(model_kind: str, device: str) -> float | None:
+    """The compilation a --compile run pays before its first generation, where it was measured (else None)."""
+    per = COMPILE_S_PER_GRAPH.get((model_kind, "cuda" if device.startswith("cuda") else device))
+    return None if per is None else per * COMPILE_GRAPHS
+
+
 @dataclass
 class Rate:
     """Seconds per U-Net evaluation and per image (text encoding, decoding, the call's fixed cost), at `batch`

@@ -206,6 +206,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     calibration = None
     if plan_for(s.seeds).evaluations and not config.option.collectonly:  # --collect-only loads no model
+        if s.compile:  # the calibration compiles first: say so before the wait
+            from .calibration import COMPILE_GRAPHS, compile_estimate
+
+            est = compile_estimate(s.model_kind, s.device)
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and config.get_verbosity() > -2:
+                reporter.write_line(f"claims plan: --compile: compiling the U-Net ({COMPILE_GRAPHS} graphs) in the "
+                                    "calibration, " + (f"about {fmt_time(est)} here" if est is not None else
+                                                       "not yet measured for this model and device"))
         try:
             calibration = calibrate(cs.engine(), s.seeds)  # the roster as the engine runs it, and one seed
         except pytest.fail.Exception:

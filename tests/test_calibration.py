@@ -201,3 +201,10 @@ def test_the_unit_is_the_timing_rounds_ddpm_1000_else_the_calibration() -> None:
     cal = cal_of(per_eval_single=0.006)
     assert unit_from(None, cal) == (pytest.approx(2000 * 0.006), "calibration")
     assert unit_from(None, None) == (None, None)
+
+
+def test_the_compilation_is_estimated_where_it_was_measured() -> None:
+    from sampler_claims.calibration import COMPILE_GRAPHS, COMPILE_S_PER_GRAPH, compile_estimate
+
+    assert compile_estimate("tiny", "cpu") == COMPILE_S_PER_GRAPH[("tiny", "cpu")] * COMPILE_GRAPHS
+    assert compile_estimate("hub", "mps") is None
