@@ -10,8 +10,8 @@ computes what its groups share again, so the plan is the serial cost.
 
 The estimate: seconds = evaluations x seconds per evaluation + images x seconds per image (text encoding,
 decoding), both measured by sampler_claims.calibration at the run's roster as the engine runs it (roster
-generations) and at one seed (the single-seed and timing generations). It leaves out the metrics (checker, SSIM, CLIP); on the embedded model
-they are a small share, and the README gives measured against planned.
+generations) and at one seed (the single-seed and timing generations). It leaves out the metrics (checker,
+SSIM, CLIP); on the embedded model they are a small share, and the README gives measured against planned.
 """
 from __future__ import annotations
 

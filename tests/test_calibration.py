@@ -100,8 +100,8 @@ def test_a_slow_model_calibrates_on_fewer_seeds_and_few_calls(monkeypatch: pytes
 
 
 def cal_of(per_eval_single: float = 0.004, per_eval_roster: float = 0.002) -> Calibration:
-    return Calibration("cpu", "float32", 32, roster=Rate(per_eval_roster, 0.0, 32), single=Rate(per_eval_single, 0.0, 1),
-                       seconds=3.0)
+    return Calibration("cpu", "float32", 32, roster=Rate(per_eval_roster, 0.0, 32),
+                       single=Rate(per_eval_single, 0.0, 1), seconds=3.0)
 
 
 class Clock:
