@@ -143,8 +143,8 @@ def calibrate(engine: Any, seeds: int, prompt: str = "a red circle", *, target_s
     with --compile, the compilation of that shape; the excess over the second is `compile_s`), and with
     --compile also one seed without guidance (a batch of one is compiled apart). Then per shape `repeats`
     interleaved pairs of DPM-Solver at 1 step and at N steps: N makes the steps outweigh the call's fixed cost
-    (text encoding, decoding) four to one (a 2-step call first sizes it), and the pairs take about `target_s` in
-    all. A model slow enough that one 1-step call of the roster takes longer than `target_s` is measured at fewer
+    (text encoding, decoding) three to one (a 2-step call first sizes it) while one pair lasts at most
+    `target_s`; `repeats` pairs where one lasts up to half of `target_s`, else as many as fit in it. A model slow enough that one 1-step call of the roster takes longer than `target_s` is measured at fewer
     seeds per lane (down to one), at 2 steps, with one repeat: SD 1.5 on a CPU stays at a few calls."""
     from .engine import Request
     from .schedulers import DPM
@@ -181,10 +181,10 @@ def calibrate(engine: Any, seeds: int, prompt: str = "a red circle", *, target_s
         for k, t1 in ((n, steady_n), (1, steady_one)):
             t2, _ = timed(2, k)  # sizes the pairs: one step's time beyond the call's fixed cost
             per_step = max(t2 - t1, t1 / 20, 1e-9)
-            # enough steps that the steps outweigh the fixed cost (text, decoding) 4:1, within the budget
-            hi = int(max(min(1 + 4 * t1 / per_step, 1 + (target_s / 2 / repeats - 2 * t1) / per_step, 50), 2))
+            # enough steps that the steps outweigh the fixed cost (text, decoding) 3:1, within the budget
+            hi = int(max(min(1 + 3 * t1 / per_step, 1 + (target_s - 2 * t1) / per_step, 50), 2))
             pair = 2 * t1 + (hi - 1) * per_step
-            reps = repeats if pair * repeats <= target_s else max(1, min(repeats, int(target_s / pair)))
+            reps = repeats if pair <= target_s / 2 else max(1, min(repeats, int(target_s / pair)))
             rates.append(_pair_rate(lambda steps, k=k: timed(steps, k), k, hi, reps))
     finally:
         engine.progress = progress
