@@ -41,9 +41,11 @@ UNIT_TIMED = "ddpm@1000"
 
 #: Seconds of one torch.compile graph of the U-Net on a 2-core CPU, measured (sampler_claims' compile_check
 #: script, inductor, torch 2.13): the embedded model 37-73 s beside other work, 113-160 s on a heavily shared
-#: machine (load 5-8 on 2 cores). A run compiles about three graphs (one seed with guidance, the roster's batch
-#: made dynamic, one seed without guidance); inductor's on-disk cache makes a second run's compilation shorter.
-COMPILE_S_PER_GRAPH = {("tiny", "cpu"): 60.0}
+#: machine (load 5-8 on 2 cores); SD 1.5's architecture (sd15-random at 64x64) about 700 s for one graph, on the
+#: same busy machine (a 2-step eager and compiled generation took 746 s). A run compiles about three graphs (one
+#: seed with guidance, the roster's batch made dynamic, one seed without guidance); inductor's on-disk cache makes
+#: a second run's compilation shorter.
+COMPILE_S_PER_GRAPH = {("tiny", "cpu"): 60.0, ("sd15", "cpu"): 700.0, ("sd15-random", "cpu"): 700.0}
 COMPILE_GRAPHS = 3
 
 
