@@ -104,11 +104,14 @@ class Calibration:
             extra = f"; torch.compile on: {self.compile_s:.0f} s of compilation, paid in the calibration"
         if self.channels_last:
             extra += "; channels_last U-Net"
+        def how(x: Rate) -> str:
+            return (f"1 against {x.steps} steps, " + ("one pair" if x.repeats == 1 else
+                                                      f"median of {x.repeats} pairs, spread {x.spread:.0%}"))
+
         return (f"calibrated on {self.device} {self.dtype} {self.size}px in {self.seconds:.1f} s: "
                 f"{r.per_eval * 1e3:.3f} ms per U-Net evaluation at {r.batch} seeds per generation{lanes} "
-                f"(median of {r.repeats}, spread {r.spread:.0%}), {s.per_eval * 1e3:.3f} ms at one seed on one "
-                f"thread (median of {s.repeats}, spread {s.spread:.0%}); {r.per_image * 1e3:.1f} ms per image "
-                f"(text, decoding){extra}")
+                f"({how(r)}), {s.per_eval * 1e3:.3f} ms at one seed on one thread ({how(s)}); "
+                f"{r.per_image * 1e3:.1f} ms per image (text, decoding){extra}")
 
     def as_dict(self) -> dict[str, Any]:
         def rate(r: Rate) -> dict[str, Any]:
