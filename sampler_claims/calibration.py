@@ -258,10 +258,18 @@ class RunClock:
     clock: Callable[[], float] = time.perf_counter
     started: float = 0.0
     base: Tally = field(default_factory=Tally)
+    #: Planned work credited beyond the evaluations counted (see `credit`).
+    credited: float = 0.0
 
     def start(self, tally: Tally | None = None) -> None:
         self.started = self.clock()
         self.base = tally.copy() if tally is not None else Tally()
+
+    def credit(self, work: float) -> None:
+        """Count `work` (planned seconds; may be negative) as done beyond the evaluations: the timing rounds repeat
+        a short configuration until a measurement lasts min_time, so on a machine slower than the calibration
+        they make fewer evaluations than planned, yet they are done; once they end they count as planned."""
+        self.credited += work
 
     @property
     def planned_work(self) -> float:
@@ -273,7 +281,7 @@ class RunClock:
         """(seconds left or None when not known, a note): seconds > 0 while planned work remains."""
         done = tally.since(self.base)
         spent = max(self.clock() - self.started, 1e-9)
-        work = done.planned_seconds(self.calibration)
+        work = done.planned_seconds(self.calibration) + self.credited
         total = self.planned_work
         if done.evaluations <= 0 or work <= 0:
             if self.planned_s is None:
@@ -297,6 +305,24 @@ class RunClock:
         if seconds is None:
             return note + (f"; {planned}" if planned else "")
         return f"~{fmt_time(seconds)} left" + (f" of {planned}" if planned else "")
+
+
+def timing_planned_seconds(calibration: Calibration, rounds: int, model_source: str) -> float:
+    """The seconds the plan gives the timing rounds (sampler_claims.plan's timing generations and its formula:
+    each measurement lasts at least min_time)."""
+    from .plan import calls_per_image, stock_scheduler_config, timing_gens, timing_settings
+
+    rounds, min_time = timing_settings(rounds)
+    stock = stock_scheduler_config(model_source)
+    total = 0.0
+    for gen in timing_gens(rounds):
+        n = gen.n_images(1)
+        evals = n * calls_per_image(gen, stock) * (2 if gen.guidance > 1 else 1) * gen.times
+        secs = calibration.rate(n).seconds(evals, n * gen.times)
+        if gen.times == rounds and not gen.cached and min_time:
+            secs = max(secs, min_time * gen.times) + secs / gen.times
+        total += secs
+    return total
 
 
 # ------------------------------------------------------------------------------------ cost in units

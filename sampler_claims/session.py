@@ -135,6 +135,18 @@ class ClaimsSession:
             self.clock = RunClock(self.plan.seconds, self.plan.evaluations, self.plan.calibration)
             self.clock.start(self._engine.tally if self._engine is not None else None)
 
+    def timing_done(self, before: Tally) -> None:
+        """The timing rounds ended: they count as the work the plan gave them (RunClock.credit), whatever number of
+        repetitions this machine's speed made them run."""
+        if self.clock is None or self._engine is None or self.plan is None or self.plan.calibration is None:
+            return
+        from .calibration import timing_planned_seconds
+
+        cal = self.plan.calibration
+        counted = self._engine.tally.since(before).planned_seconds(cal)
+        self.clock.credit(timing_planned_seconds(cal, self.settings.timing_rounds or 0,
+                                                 self.settings.model_source) - counted)
+
     def run_left(self) -> str | None:
         """The run's time left: the plan's remaining evaluations at the rate this run has measured so far
         (sampler_claims.calibration.RunClock); never 0 s while planned evaluations remain."""

@@ -208,3 +208,29 @@ def test_the_compilation_is_estimated_where_it_was_measured() -> None:
 
     assert compile_estimate("tiny", "cpu") == COMPILE_S_PER_GRAPH[("tiny", "cpu")] * COMPILE_GRAPHS
     assert compile_estimate("hub", "mps") is None
+
+
+def test_finished_timing_rounds_count_as_planned() -> None:
+    """On a machine slower than the calibration the timing rounds repeat short configurations fewer times than
+    planned (each measurement lasts min_time): credited once they end, they leave no phantom work behind."""
+    clock = Clock()
+    cal = cal_of(per_eval_single=0.004)
+    run = RunClock(planned_s=100.0, planned_evals=20_000, calibration=cal, clock=clock)
+    run.start(Tally())
+    tally = Tally()
+    tally.add(1, 5_000)  # 20 s of planned work counted, but the plan gave the rounds 60 s
+    run.credit(60.0 - tally.planned_seconds(cal))
+    clock.t += 120.0
+    seconds, _ = run.left(tally)
+    assert seconds == pytest.approx(40.0 / (60.0 / 120.0))
+
+
+def test_the_timing_rounds_planned_seconds_follow_the_plan() -> None:
+    from sampler_claims import paths
+    from sampler_claims.calibration import timing_planned_seconds
+    from sampler_claims.plan import make_plan
+
+    cal = cal_of(per_eval_single=0.004)
+    plan = make_plan(["speedup"], seeds=4, model_source=str(paths.SD15_RANDOM), quality="checker", rounds=3,
+                     calibration=cal)
+    assert timing_planned_seconds(cal, 3, str(paths.SD15_RANDOM)) == pytest.approx(plan.seconds)
