@@ -15,7 +15,9 @@ from typing import Any
 
 #: Environment keys whose change can explain a changed verdict.
 ENV_KEYS = ("diffusers", "torch", "model", "model_source", "device", "dtype", "gpu", "seeds", "seed_base",
-            "timing_rounds", "size", "python")
+            "timing_rounds", "size", "python", "compile", "channels_last")
+#: The value of an environment key a claims.json from before the key existed stands for.
+ENV_DEFAULTS = {"compile": False, "channels_last": False}
 
 
 class CompareError(ValueError):
@@ -100,6 +102,7 @@ def compare(old: dict[str, Any], new: dict[str, Any], old_path: str = "") -> Com
                 out.moved.append({"id": cid, "metric": name, "old": prev, "new": iv})
     eo, en = old.get("environment", {}), new.get("environment", {})
     for k in ENV_KEYS:
-        if eo.get(k) != en.get(k):
-            out.environment.append({"key": k, "old": eo.get(k), "new": en.get(k)})
+        o, n = eo.get(k, ENV_DEFAULTS.get(k)), en.get(k, ENV_DEFAULTS.get(k))
+        if o != n:
+            out.environment.append({"key": k, "old": o, "new": n})
     return out

@@ -38,6 +38,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
+from .calibration import Tally
 from .counters import count_unet_calls
 from .memory import MemoryProbe, is_oom, probe_for, run_in_chunks
 from .metrics import guard
@@ -149,6 +150,29 @@ def time_embedding_once_per_call(unet: Any) -> None:
     unet._sampler_claims_time_once = True
 
 
+#: torch.compile's dynamic setting for the U-Net: None compiles the first batch size static and, at the second
+#: size, one graph with a dynamic batch that serves every size after (a batch of one is specialised apart), so a
+#: run of lanes of 16, 32 and 64 seeds and single seeds compiles about three graphs instead of one per size.
+COMPILE_DYNAMIC: bool | None = None
+
+
+def compile_unet(unet: Any, dynamic: bool | None = COMPILE_DYNAMIC) -> None:
+    """Compile the U-Net's forward with torch.compile (inductor, on the CPU and on CUDA), in place.
+
+    The forward is compiled, not the module's `__call__`: the engine's counters are forward pre-hooks, registered
+    and removed around every chunk, and a hook traced into the graph would count at compile time only (and make
+    dynamo recompile whenever the hooks change). The CPU lanes call the one compiled forward from several threads;
+    dynamo compiles under its global lock, and the compiled kernels run on the calling thread's torch threads."""
+    if getattr(unet, "_sampler_claims_compiled", False):
+        return
+    import torch._dynamo
+
+    # every batch size a run makes, on up to three graphs, with room for a scheduler that varies more
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+    unet.forward = torch.compile(unet.forward, dynamic=dynamic)
+    unet._sampler_claims_compiled = True
+
+
 def cpu_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     """One CPU generator per image, as diffusers' own tests use, for results that match across devices."""
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
@@ -162,7 +186,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 class Engine:
     def __init__(self, pipe: StableDiffusionPipeline, *, model_key: str, size: int, device: str,
                  check: bool = True, max_batch: int | None = None, memory: MemoryProbe | None = None,
-                 progress: Any = None) -> None:
+                 progress: Any = None, compile: bool = False, channels_last: bool = False) -> None:
         self.pipe = pipe
         self.model_key = model_key
         self.size = size
@@ -176,11 +200,21 @@ class Engine:
         self.fits: dict[str, int] = {}
         #: Chunk sizes of every generation run so far, for claims.json (the plugin drains it per test).
         self.chunk_log: list[list[int]] = []
+        #: U-Net evaluations and images generated so far, by shape (cache hits excluded): the run's clock reads it.
+        self.tally = Tally()
         #: sampler_claims.progress.Progress, or None: told of every step.
         self.progress = progress
         # diffusers' own VAE slicing: one image through the decoder at a time, whatever the batch.
         pipe.vae.enable_slicing()
         time_embedding_once_per_call(pipe.unet)
+        #: The U-Net in channels_last memory format (an explicit setting: the images may change in the last bits).
+        self.channels_last = channels_last
+        if channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+        #: torch.compile of the U-Net's forward (--compile): every lane's pipeline shares the compiled module.
+        self.compiled = compile
+        if compile:
+            compile_unet(pipe.unet)
         #: The stock scheduler config, captured before any swap: every scheduler is made from it.
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
@@ -316,6 +350,7 @@ class Engine:
             raise
         result = join(req, parts, used_config, [int(t) for t in scheduler.timesteps])
         self.chunk_log.append(result.chunks)
+        self.tally.add(n, sum(result.unet_batch_sizes))
         if progress is not None:
             progress.end(result)
         if self.check:

@@ -57,6 +57,10 @@ class Settings:
     size: int | None = None
     #: --max-batch: at most this many seeds per pipeline call (None: the engine measures what fits).
     max_batch: int | None = None
+    #: --compile: torch.compile of the U-Net (inductor), on the CPU and on CUDA.
+    compile: bool = False
+    #: --channels-last: the U-Net in channels_last memory format (the images may change in the last bits).
+    channels_last: bool = False
 
     @property
     def dtype(self) -> torch.dtype:
@@ -356,6 +360,22 @@ def check_size_fits(size: int, seeds: int, device: str, advice: str = "SD 1.5 is
             f"{device} has {have / 2**30:,.1f} GiB free; use a smaller --size ({advice})")
 
 
+def check_compile(device: str, offload: bool) -> None:
+    """--compile: inductor compiles for the CPU (with a C++ compiler) and CUDA; accelerate's offload wraps the
+    U-Net's forward in its own hooks, which a compiled forward would bypass."""
+    import shutil
+
+    if offload:
+        raise SettingsError("--compile and --offload: the offload hooks wrap the U-Net's forward, which --compile "
+                            "replaces; drop one of them")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise SettingsError(f"--compile compiles the U-Net for the CPU or CUDA, not {device}; drop --compile or "
+                            "pass --device cpu")
+    if device == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise SettingsError("--compile on the CPU needs a C++ compiler for inductor (g++ or clang++ on the PATH); "
+                            "install one (e.g. apt-get install g++) or drop --compile")
+
+
 def _hub_reachable() -> bool:
     """One quick look for SD 1.5's model_index.json on the hub, so auto does not pick an unloadable model."""
     from huggingface_hub import hf_hub_download
@@ -382,6 +402,8 @@ def resolve(
     timing_rounds: int | None = None,
     worker: str | None = None,
     max_batch: int | None = None,
+    compile: bool = False,
+    channels_last: bool = False,
 ) -> Settings:
     """Turn raw option values into Settings, or raise SettingsError with the fix."""
     if seeds < 1:
@@ -397,6 +419,8 @@ def resolve(
     dtype_name = resolve_dtype(dtype, dev)
     if offload and not dev.startswith("cuda"):
         raise SettingsError("--offload moves models between CPU and GPU and needs --device cuda; drop --offload")
+    if compile:
+        check_compile(dev, offload)
     kind, source, reason = resolve_model(model, dev)
     if kind == "tiny" and not is_pipeline_folder(Path(source)):
         raise SettingsError(f"the embedded model is missing at {source}; run scripts/train_tiny.py or re-clone")
@@ -412,4 +436,5 @@ def resolve(
         model_arg=model, model_kind=kind, model_source=source, model_reason=reason, device=dev,
         dtype_name=dtype_name, seeds=seeds, report_path=report_path, deterministic=deterministic,
         offload=offload, size=size, seed_base=seed_base, timing_rounds=timing_rounds, max_batch=max_batch,
+        compile=compile, channels_last=channels_last,
     )

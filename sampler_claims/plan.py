@@ -10,21 +10,21 @@ tests run; claims.json records, per claim, these planned evaluations beside thos
 computes what its groups share again, so the plan is the serial cost.
 
 The estimate: seconds = evaluations x seconds per evaluation + images x seconds per image (text encoding,
-decoding), both measured by `calibrate` at the run's chunk size (roster generations) and at one seed (the
-single-seed and timing generations). It leaves out the metrics (checker, SSIM, CLIP); on the embedded model
-they are a small share, and the README gives measured against planned.
+decoding), both measured by sampler_claims.calibration at the run's roster as the engine runs it (roster
+generations) and at one seed (the single-seed and timing generations). It leaves out the metrics (checker,
+SSIM, CLIP); on the embedded model they are a small share, and the README gives measured against planned.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import paths, registry
-from .runs import DEFAULTS, ROUNDS, RunSpec
+from .calibration import Calibration, Rate, calibrate  # noqa: F401 - the calibration lives there now
 from .progress import plural
+from .runs import DEFAULTS, ROUNDS, RunSpec
 
 #: Seeds the power calculation (registry.SEEDS_POWER) needs for an equivalence to be decided with 80% power:
 #: paired differences between deterministic samplers (sd 0.058) and pairs with stochastic DDPM (sd 0.22).
@@ -141,63 +141,6 @@ def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] =
         finally:
             log.setLevel(level)
     return _memo[key]
-
-
-@dataclass
-class Rate:
-    """Seconds per U-Net evaluation and per image (text encoding, decoding, the call's fixed cost)."""
-
-    per_eval: float
-    per_image: float
-    batch: int
-
-
-@dataclass
-class Calibration:
-    device: str
-    dtype: str
-    size: int
-    roster: Rate
-    single: Rate
-    seconds: float
-
-    def rate(self, images: int) -> Rate:
-        return self.single if images == 1 else self.roster
-
-    def describe(self) -> str:
-        return (f"calibrated on {self.device} {self.dtype} {self.size}px in {self.seconds:.1f} s: "
-                f"{self.roster.per_eval * 1e3:.2f} ms per U-Net evaluation at {plural(self.roster.batch, 'seed')} per "
-                "call, "
-                f"{self.single.per_eval * 1e3:.2f} ms at one seed; {self.roster.per_image * 1e3:.1f} ms per image "
-                "(text, decoding)")
-
-
-def calibrate(engine: Any, chunk: int, prompt: str = "a red circle") -> Calibration:
-    """A short calibration on the run's engine: DPM-Solver at 1 and 3 steps, at `chunk` seeds and at one seed
-    (uncached; a first one-step call warms the model up): nine U-Net calls in all, so that it stays short for
-    SD 1.5 on a slow device too."""
-    from .engine import Request
-    from .schedulers import DPM
-
-    start = time.perf_counter()
-
-    def best(steps: int, n: int) -> tuple[float, int]:
-        g = engine.generate(Request(DPM, steps, tuple(range(n)), prompt), cached=False)
-        return g.seconds, sum(g.unet_batch_sizes)
-
-    progress, engine.progress = engine.progress, None  # the calibration is not a claim's generation
-    try:
-        engine.generate(Request(DPM, 1, (0,), prompt), cached=False)  # warm-up
-        rates = []
-        for n in (max(1, chunk), 1):
-            (t_lo, e_lo), (t_hi, e_hi) = best(1, n), best(3, n)
-            per_eval = max(t_hi - t_lo, 1e-9) / max(e_hi - e_lo, 1)
-            per_image = max(t_lo - per_eval * e_lo, 0.0) / n
-            rates.append(Rate(per_eval, per_image, n))
-    finally:
-        engine.progress = progress
-    return Calibration(engine.device, str(engine.pipe.unet.dtype).removeprefix("torch."), engine.size,
-                       rates[0], rates[1], time.perf_counter() - start)
 
 
 @dataclass
@@ -323,8 +266,7 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
             plan.per_claim[cid] += evals
             plan.per_claim_runs[cid] += [(request_label(run), n)] * times
             if calibration is not None:
-                r = calibration.rate(n)
-                secs = evals * r.per_eval + n * times * r.per_image
+                secs = calibration.rate(n).seconds(evals, n * times)
                 if run.repeat == ROUNDS and min_time:
                     secs = max(secs, min_time * times) + secs / times  # repeated to min_time, calibrated
                 g.seconds = (g.seconds or 0.0) + secs

@@ -104,6 +104,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="shrink --seeds to the largest count whose planned time fits MINUTES; the header and the "
                          "report say so and name the claims the power calculation expects to leave inconclusive "
                          "(default: no budget)")
+    group.addoption("--compile", action="store_true", default=False,
+                    help="torch.compile the U-Net (inductor; the CPU needs a C++ compiler); the calibration pays the "
+                         "compilation (about three graphs: one seed, one seed without guidance, the roster) and "
+                         "the plan says how long it took; the timing claims then time the compiled U-Net "
+                         "(default: off)")
+    group.addoption("--channels-last", action="store_true", default=False,
+                    help="the U-Net in channels_last memory format; images may change in the last bits "
+                         "(default: off)")
     group.addoption("--threads", action="store", default=None, type=options.positive_int, metavar="N",
                     help="torch CPU threads for the generations (default on the CPU: the cores this process may "
                          "use, shared among xdist workers; torch's own choice elsewhere). The timing rounds always "
@@ -180,6 +188,8 @@ def _settings(config: pytest.Config) -> Settings:
         offload=config.getoption("--offload"), size=config.getoption("--size"),
         rootdir=config.rootpath, seed_base=config.getoption("--seed-base"), worker=worker_id(config),
         timing_rounds=config.getoption("--timing-rounds"), max_batch=config.getoption("--max-batch"),
+        compile=config.getoption("--compile", default=False),
+        channels_last=config.getoption("--channels-last", default=False),
     )
 
 
@@ -212,6 +222,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"claims: quality={config.stash[SESSION_KEY].quality_mode} (--quality {config.stash[SESSION_KEY].quality_arg}, "
         f"--clip-model {config.stash[SESSION_KEY].clip_arg})",
         dist,
+        (f"claims: U-Net{' compiled (torch.compile)' if s.compile else ''}"
+         f"{' in channels_last' if s.channels_last else ''}; the timing claims time this U-Net"
+         if s.compile or s.channels_last else None),
         *plan_lines,
     ] if line]
 
@@ -230,7 +243,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     from dataclasses import replace
 
-    from .plan import budget_seeds, calibrate, fmt_time, likely_inconclusive, make_plan
+    from .calibration import calibrate
+    from .plan import budget_seeds, fmt_time, likely_inconclusive, make_plan
 
     s = cs.settings
 
@@ -241,8 +255,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     calibration = None
     if plan_for(s.seeds).evaluations and not config.option.collectonly:  # --collect-only loads no model
+        if s.compile:  # the calibration compiles first: say so before the wait
+            from .calibration import COMPILE_GRAPHS, compile_estimate
+
+            est = compile_estimate(s.model_kind, s.device)
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and config.get_verbosity() > -2:
+                reporter.write_line(f"claims plan: --compile: compiling the U-Net ({COMPILE_GRAPHS} graphs) in the "
+                                    "calibration, " + (f"about {fmt_time(est)} here" if est is not None else
+                                                       "not yet measured for this model and device"))
         try:
-            calibration = calibrate(cs.engine(), min(s.seeds, s.max_batch or 4))
+            calibration = calibrate(cs.engine(), s.seeds)  # the roster as the engine runs it, and one seed
         except pytest.fail.Exception:
             calibration = None  # the model does not load: every claim says why; the plan counts only
     budget = config.getoption("--budget", default=None)
@@ -264,6 +287,12 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items
     if cs is None or cs.plan is None:
         return []
     lines = cs.plan.lines()
+    cal = cs.plan.calibration
+    if cal is not None and cs.plan.seconds is not None:
+        from .calibration import Cost
+
+        lines.append(Cost(cs.plan.seconds + cal.seconds, cal.unit_s, "calibration").line("claims cost planned")
+                     + " (the claims' planned time and the calibration; loading the model comes on top)")
     b = cs.budget
     if b:
         if b["seeds"] < b["seeds_requested"]:
@@ -375,7 +404,13 @@ def timing_rounds(request: pytest.FixtureRequest, engine: Engine, prompts: Promp
     from .timing import session_rounds
 
     prompt, seed = prompts.single("exercise1")
-    return session_rounds(request, engine, prompt, seed, settings.timing_rounds)
+    cs = request.config.stash[SESSION_KEY]
+    before = engine.tally.copy()
+    rounds = session_rounds(request, engine, prompt, seed, settings.timing_rounds)
+    if cs.rounds is None:  # measured just now: DDPM@1000's per-round time is the unit of cost
+        cs.rounds = rounds
+        cs.timing_done(before)
+    return rounds
 
 
 @pytest.fixture
@@ -540,7 +575,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     if cs is not None and (marker := item.get_closest_marker("claim")) is not None:
         cs.enter_claim(marker.args[0])
         if marker and not cs.plan_started:
-            cs.plan_started = __import__("time").perf_counter()
+            cs.start_clock()
     return (yield from _stop_on_oom())
 
 
@@ -560,6 +595,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if refuted_as_expected:
         report.wasxfail = str(call.excinfo.value)  # the measured reason, not only the registry's
     marker = item.get_closest_marker("claim")
+    if marker is not None and SESSION_KEY in item.config.stash:  # the claims' measured time ends with the last
+        item.config.stash[SESSION_KEY].claims_finished = __import__("time").perf_counter()
     progress = item.config.stash[SESSION_KEY].progress if SESSION_KEY in item.config.stash else None
     if worker_id(item.config) is not None and progress is not None:
         lines = progress.sink.drain()
@@ -706,6 +743,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                             "difference(s)")
         for c in comp.changed:
             reporter.write_line(f"  {c['id']}: {c['old']} -> {c['new']}")
+    for line in cs.cost_lines():
+        reporter.write_line(line)
     for p in cs.report_paths:
         reporter.write_line(f"claims report: {p}")
     if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):

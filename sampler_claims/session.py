@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import registry
+from .calibration import UNIT_TIMED, Cost, RunClock, Tally, unit_from
 from .options import Settings
+from .plan import fmt_time
 from .registry import Control, Run
 from .results import Results
 from .verdict import Separation
@@ -56,6 +58,13 @@ class ClaimsSession:
         #: sampler_claims.plan.Plan of the selected claims (set after collection), and --budget's outcome.
         self.plan: Any = None
         self.plan_started = 0.0
+        #: The run's time left, corrected as generations finish (started with the first claim test).
+        self.clock: RunClock | None = None
+        #: When the last claim test finished (the measured time of the claims ends there).
+        self.claims_finished = 0.0
+        #: The timing rounds once measured (sampler_claims.timing.Rounds): DDPM@1000's per-round time is the unit
+        #: of cost.
+        self.rounds: Any = None
         self.budget: dict[str, Any] | None = None
 
     @property
@@ -128,9 +137,17 @@ class ClaimsSession:
             m = self.model()
             self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
                                   device=self.settings.device, max_batch=self.settings.max_batch,
-                                  progress=self.progress)
+                                  progress=self.progress, compile=self.settings.compile,
+                                  channels_last=self.settings.channels_last)
             self._engine.ledger_key = self.current_claim
         return self._engine
+
+    def start_clock(self) -> None:
+        """Start the run's clock at the first claim test: the plan's time counts from there."""
+        self.plan_started = time.perf_counter()
+        if self.plan is not None:
+            self.clock = RunClock(self.plan.seconds, self.plan.evaluations, self.plan.calibration)
+            self.clock.start(self._engine.tally if self._engine is not None else None)
 
     def enter_claim(self, claim_id: str) -> None:
         """The claim whose test runs now: the engine's ledger counts its generations under it."""
@@ -156,14 +173,59 @@ class ClaimsSession:
             out["planned_generations"] = sorted(self.plan.per_claim_runs[claim_id])
         return out
 
-    def run_left(self) -> str | None:
-        """The plan's time left for the run, from its estimate and the time since collection."""
-        if self.plan is None or self.plan.seconds is None:
-            return None
-        from .plan import fmt_time
 
-        spent = time.perf_counter() - self.plan_started if self.plan_started else 0.0
-        return f"~{fmt_time(max(self.plan.seconds - spent, 0.0))} left of ~{fmt_time(self.plan.seconds)} planned"
+    def timing_done(self, before: Tally) -> None:
+        """The timing rounds ended: they count as the work the plan gave them (RunClock.credit), whatever number of
+        repetitions this machine's speed made them run."""
+        if self.clock is None or self._engine is None or self.plan is None or self.plan.calibration is None:
+            return
+        from .calibration import timing_planned_seconds
+
+        cal = self.plan.calibration
+        counted = self._engine.tally.since(before).planned_seconds(cal)
+        self.clock.credit(timing_planned_seconds(cal, self.settings.timing_rounds or 0,
+                                                 self.settings.model_source) - counted)
+
+    def run_left(self) -> str | None:
+        """The run's time left: the plan's remaining evaluations at the rate this run has measured so far
+        (sampler_claims.calibration.RunClock); never 0 s while planned evaluations remain."""
+        if self.plan is None or not self.plan.evaluations:
+            return None
+        if self.clock is None:
+            return f"~{fmt_time(self.plan.seconds)} planned" if self.plan.seconds is not None else None
+        return self.clock.text(self._engine.tally if self._engine is not None else Tally())
+
+    def cost(self) -> dict[str, Any]:
+        """Planned and measured time, and the run's cost in units of one DDPM@1000 image with guidance on one
+        thread (the header, the terminal summary and claims.json's environment give it)."""
+        cal = self.plan.calibration if self.plan is not None else None
+        unit_s, source = unit_from(self.rounds, cal)
+        run_s = time.time() - self.started
+        end = self.claims_finished or time.perf_counter()
+        out: dict[str, Any] = {
+            "planned_claims_s": None if self.plan is None or self.plan.seconds is None else round(self.plan.seconds, 1),
+            "measured_claims_s": round(end - self.plan_started, 1) if self.plan_started else None,
+            "calibration": cal.as_dict() if cal is not None else None,
+            "compile": self.settings.compile, "channels_last": self.settings.channels_last,
+            "run": Cost(run_s, unit_s, source).as_dict(),
+        }
+        if self.rounds is not None and UNIT_TIMED in self.rounds.wall:
+            out["unit_rounds_wall_s"] = [round(x, 3) for x in self.rounds.wall[UNIT_TIMED]]
+        return out
+
+    def cost_lines(self) -> list[str]:
+        """The terminal summary's lines: planned against measured, and the cost in units."""
+        c = self.cost()
+        lines = []
+        if c["measured_claims_s"] is not None:
+            planned = (f"planned ~{fmt_time(c['planned_claims_s'])}, " if c["planned_claims_s"] is not None
+                       else "no time planned, ")
+            lines.append(f"claims time: {planned}took {fmt_time(c['measured_claims_s'])} from the first claim test"
+                         + (f"; compilation {c['calibration']['compile_s']:.0f} s (in the calibration)"
+                            if c["compile"] and c["calibration"] else ""))
+        r = c["run"]
+        lines.append(Cost(r["seconds"], r["unit_s"], r["unit_source"]).line())
+        return lines
 
     def drain_chunks(self, claim_id: str) -> list[list[int]]:
         """The chunk sizes of the generations run since the last call (for the claim whose test just ran),
@@ -213,6 +275,8 @@ class ClaimsSession:
             env["catalogue_overrides"] = overrides
         if self.plan is not None:
             env["plan"] = self.plan.as_dict()
+        env["compile"], env["channels_last"] = s.compile, s.channels_last
+        env["cost"] = self.cost()
         if self.budget is not None:
             env["budget"] = self.budget
         ran = {r.ran_on["worker"]: r.ran_on["device"] for r in self.results.records.values() if r.ran_on}

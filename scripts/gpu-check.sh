@@ -8,8 +8,11 @@
 # 5. runs one chunked 32-seed sd15-random generation at 512x512 in fp16 (the engine's measured chunk, VAE slicing)
 #    and prints peak memory, the chunk chosen and the time per U-Net evaluation as JSON (chunked_check.json);
 # 6. prints the cost plan of a default sd15-random run on this GPU (--claims-plan: calibrated, nothing generated);
+# 7. times eager against torch.compile (--compile) on sd15-random at 512x512 fp16: 8 seeds and one seed, DDPM@20,
+#    interleaved repeats, the compilation per shape and the largest difference of the latents (compile_check.json);
 # and writes both reports, claims.json and the benchmark JSON under OUT_DIR.
 # CHUNKED_ONLY=1 runs steps 1, 5 and 6 only (about 4 minutes): the memory and cost figures the README still lacks.
+# COMPILE_ONLY=1 runs steps 1 and 7 only (about 4 minutes, most of it compiling SD 1.5's U-Net twice).
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
 mkdir -p "$out"
@@ -29,6 +32,7 @@ print("diffusers", diffusers.__version__)
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 rc=0
+if [ -z "${COMPILE_ONLY:-}" ]; then
 if [ -z "${CHUNKED_ONLY:-}" ]; then
 t0=$(date +%s)
 timeout 150 python3 -m pytest claims/ -p no:cacheprovider --model tiny --device cuda \
@@ -46,6 +50,15 @@ timeout 240 python3 scripts/chunked_check.py --device cuda --dtype float16 --see
   | tee "$out/chunked_check.json" || rc=1
 timeout 120 python3 -m pytest claims/ -p no:cacheprovider --model sd15-random --device cuda --dtype float16 \
   --claims-plan --claims-report "$out/plan/index.html" 2>&1 | grep "claims plan" | tee "$out/plan.txt" || rc=1
+fi
+if [ -z "${CHUNKED_ONLY:-}" ]; then
+t0=$(date +%s)
+timeout 420 python3 scripts/compile_check.py --model sd15-random --device cuda --dtype float16 --size 512 \
+  --seeds 8 --steps 20 --repeats 3 --variants eager,compile --shapes roster,one \
+  > "$out/compile_check.json" 2> "$out/compile_check.log" || { rc=1; tail -20 "$out/compile_check.log"; }
+cat "$out/compile_check.json"
+echo "eager against compiled at 512x512 fp16: $(( $(date +%s) - t0 )) s"
+fi
 python3 - "$out" <<'PY'
 import json, sys, pathlib
 for name in ("tiny", "sd15-random"):

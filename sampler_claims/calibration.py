@@ -1,0 +1,365 @@
+"""What a run's generations cost here, in seconds, before and while they run, and in units that compare across
+machines.
+
+- `calibrate`: seconds per U-Net evaluation and per image at the shapes the run uses: the --seeds roster as the
+  engine runs it (on the CPU in one lane per generation thread, or in --max-batch chunks) and one seed with
+  guidance on one thread (the timing rounds and the single-seed claims). Each rate is the difference of
+  DPM-Solver at 1 step and at enough steps to last a measurable while, repeated and interleaved (the median of
+  the repeats), after a warm-up call of every shape (with --compile the warm-up pays the compilation, and is
+  measured as such). A first calibration took the difference of one 1-step and one 3-step call at 4 seeds
+  (0.3-0.7 s): its estimate moved 2.6x between two runs on one machine, and four seeds in one call is a shape the
+  run never used.
+- `RunClock`: the run's time left, corrected as generations finish: the evaluations still planned at the rate
+  measured so far in this run. Evaluations are weighted by their calibrated cost (one seed on one thread costs
+  more per evaluation than a lane of 32), so the timing rounds and the roster generations each count for what
+  they take; with one shape it is exactly remaining evaluations / (evaluations done / seconds spent). It never
+  says 0 s while the plan has evaluations left, and says so when the run has done more than the plan counted.
+- `Cost`: the run's wall time in units of one DDPM@1000 image with guidance on one thread (the timing rounds
+  time it in every round; else the calibration's one-seed rate estimates it): the unit of a machine's speed at
+  the work this suite does, so that "51 units" means the same on a laptop and on a server.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Seconds the calibration aims to last on a model whose one-step generations are short (the embedded one):
+#: long enough for a median of repeats to be steady, short beside the run. A slow model (SD 1.5 on a CPU)
+#: shrinks to one repeat of the fewest steps and seeds instead (see `calibrate`).
+TARGET_S = 6.0
+#: Repeats of each (1 step, N steps) pair, interleaved.
+REPEATS = 3
+#: The unit of cost: DDPM at 1000 steps, one seed, with guidance (2 evaluations per step), on one thread.
+UNIT_EVALUATIONS = 2000
+UNIT_TEXT = "one DDPM@1000 image with guidance on one thread"
+#: The timed configuration whose per-round time is the unit (sampler_claims.timing.timed_name).
+UNIT_TIMED = "ddpm@1000"
+
+
+#: Seconds of one torch.compile graph of the U-Net on a 2-core CPU, measured (sampler_claims' compile_check
+#: script, inductor, torch 2.13): the embedded model 37-73 s beside other work, 113-160 s on a heavily shared
+#: machine (load 5-8 on 2 cores); SD 1.5's architecture (sd15-random at 64x64) about 700 s for one graph, on the
+#: same busy machine (a 2-step eager and compiled generation took 746 s). A run compiles about three graphs (one
+#: seed with guidance, the roster's batch made dynamic, one seed without guidance); inductor's on-disk cache makes
+#: a second run's compilation shorter.
+COMPILE_S_PER_GRAPH = {("tiny", "cpu"): 60.0, ("sd15", "cpu"): 700.0, ("sd15-random", "cpu"): 700.0}
+COMPILE_GRAPHS = 3
+
+
+def compile_estimate(model_kind: str, device: str) -> float | None:
+    """The compilation a --compile run pays before its first generation, where it was measured (else None)."""
+    per = COMPILE_S_PER_GRAPH.get((model_kind, "cuda" if device.startswith("cuda") else device))
+    return None if per is None else per * COMPILE_GRAPHS
+
+
+@dataclass
+class Rate:
+    """Seconds per U-Net evaluation and per image (text encoding, decoding, the call's fixed cost), at `batch`
+    seeds per generation; `spread` is the relative spread (max - min) / median of the repeats' per-evaluation
+    estimates: how steady the measurement was."""
+
+    per_eval: float
+    per_image: float
+    batch: int
+    repeats: int = 1
+    spread: float = 0.0
+    steps: int = 3
+
+    def seconds(self, evaluations: float, images: float) -> float:
+        return evaluations * self.per_eval + images * self.per_image
+
+
+@dataclass
+class Calibration:
+    device: str
+    dtype: str
+    size: int
+    roster: Rate
+    single: Rate
+    #: Wall seconds the whole calibration took, warm-ups (and with --compile the compilation) included.
+    seconds: float
+    #: Seconds of the warm-up calls beyond their steady time: the compilation with --compile, else small.
+    compile_s: float = 0.0
+    compiled: bool = False
+    channels_last: bool = False
+    #: Generation threads (CPU lanes) the roster rate was measured with.
+    lanes: int = 1
+
+    def rate(self, images: int) -> Rate:
+        return self.single if images == 1 else self.roster
+
+    @property
+    def unit_s(self) -> float:
+        """The calibration's estimate of one cost unit (DDPM@1000, one seed, guidance, one thread)."""
+        return self.single.seconds(UNIT_EVALUATIONS, 1)
+
+    def describe(self) -> str:
+        r, s = self.roster, self.single
+        lanes = f" in {self.lanes} lanes" if self.lanes > 1 else ""
+        extra = ""
+        if self.compiled:
+            extra = f"; torch.compile on: {self.compile_s:.0f} s of compilation, paid in the calibration"
+        if self.channels_last:
+            extra += "; channels_last U-Net"
+        def how(x: Rate) -> str:
+            return (f"1 against {x.steps} steps, " + ("one pair" if x.repeats == 1 else
+                                                      f"median of {x.repeats} pairs, spread {x.spread:.0%}"))
+
+        return (f"calibrated on {self.device} {self.dtype} {self.size}px in {self.seconds:.1f} s: "
+                f"{r.per_eval * 1e3:.3f} ms per U-Net evaluation at {r.batch} seeds per generation{lanes} "
+                f"({how(r)}), {s.per_eval * 1e3:.3f} ms at one seed on one thread ({how(s)}); "
+                f"{r.per_image * 1e3:.1f} ms per image (text, decoding){extra}")
+
+    def as_dict(self) -> dict[str, Any]:
+        def rate(r: Rate) -> dict[str, Any]:
+            return {"ms_per_eval": round(r.per_eval * 1e3, 4), "ms_per_image": round(r.per_image * 1e3, 3),
+                    "seeds": r.batch, "repeats": r.repeats, "spread": round(r.spread, 3), "steps": r.steps}
+
+        return {"device": self.device, "dtype": self.dtype, "size": self.size, "seconds": round(self.seconds, 2),
+                "roster": rate(self.roster), "single": rate(self.single), "lanes": self.lanes,
+                "compiled": self.compiled, "compile_s": round(self.compile_s, 1),
+                "channels_last": self.channels_last, "unit_s_estimated": round(self.unit_s, 3)}
+
+
+def _pair_rate(timed: Callable[[int], tuple[float, int]], n: int, hi: int, repeats: int) -> Rate:
+    """Per-evaluation and per-image seconds at `n` seeds from `repeats` interleaved pairs of a 1-step and a
+    `hi`-step generation: the median of the pairs' differences per evaluation."""
+    per_evals, lows, e_lo = [], [], 1
+    for _ in range(repeats):
+        t_lo, e_lo = timed(1)
+        t_hi, e_hi = timed(hi)
+        per_evals.append(max(t_hi - t_lo, 1e-9) / max(e_hi - e_lo, 1))
+        lows.append(t_lo)
+    per_eval = statistics.median(per_evals)
+    per_image = max(statistics.median(lows) - per_eval * e_lo, 0.0) / n
+    spread = (max(per_evals) - min(per_evals)) / per_eval if per_eval > 0 else 0.0
+    return Rate(per_eval, per_image, n, repeats, spread, hi)
+
+
+def calibrate(engine: Any, seeds: int, prompt: str = "a red circle", *, target_s: float = TARGET_S,
+              repeats: int = REPEATS, clock: Callable[[], float] = time.perf_counter) -> Calibration:
+    """Calibrate on the run's engine at the run's shapes: `seeds` (the --seeds roster) as the engine splits them,
+    and one seed with guidance (uncached; the engine runs every CPU pipeline call on one thread).
+
+    First a warm-up of each shape: a 1-step call twice (the first pays allocator growth, kernel selection and,
+    with --compile, the compilation of that shape; the excess over the second is `compile_s`), and with
+    --compile also one seed without guidance (a batch of one is compiled apart). Then per shape `repeats`
+    interleaved pairs of DPM-Solver at 1 step and at N steps: N makes the steps outweigh the call's fixed cost
+    (text encoding, decoding) three to one (a 2-step call first sizes it) while one pair lasts at most
+    `target_s`; `repeats` pairs where one lasts up to half of `target_s`, else as many as fit in it. A model slow enough that one 1-step call of the roster takes longer than `target_s` is measured at fewer
+    seeds per lane (down to one), at 2 steps, with one repeat: SD 1.5 on a CPU stays at a few calls."""
+    from .engine import Request
+    from .schedulers import DPM
+
+    start = clock()
+
+    def timed(steps: int, n: int, guidance: float = 7.5) -> tuple[float, int]:
+        t = clock()
+        g = engine.generate(Request(DPM, steps, tuple(range(n)), prompt, guidance=guidance), cached=False)
+        return clock() - t, sum(g.unet_batch_sizes)
+
+    import torch
+
+    lanes = torch.get_num_threads() if engine.device == "cpu" and not engine.max_batch else 1
+    progress, engine.progress = engine.progress, None  # the calibration is not a claim's generation
+    try:
+        warm = 0.0
+        first, _ = timed(1, 1)
+        steady_one, e_one = timed(1, 1)
+        warm += max(first - steady_one, 0.0)
+        if getattr(engine, "compiled", False):
+            first, _ = timed(1, 1, guidance=1.0)
+            again, _ = timed(1, 1, guidance=1.0)
+            warm += max(first - again, 0.0)
+        n = max(1, seeds)
+        first, _ = timed(1, n)
+        steady_n, e_n = timed(1, n)
+        warm += max(first - steady_n, 0.0)
+        if steady_n > target_s and n > lanes:  # a slow model: fewer seeds per lane, as few calls as possible
+            per_lane = max(1, int(n / lanes * target_s / 4 / steady_n))
+            n = min(n, per_lane * lanes)
+            steady_n, e_n = timed(1, n)
+        rates = []
+        for k, t1 in ((n, steady_n), (1, steady_one)):
+            t2, _ = timed(2, k)  # sizes the pairs: one step's time beyond the call's fixed cost
+            per_step = max(t2 - t1, t1 / 20, 1e-9)
+            # enough steps that the steps outweigh the fixed cost (text, decoding) 3:1, within the budget
+            hi = int(max(min(1 + 3 * t1 / per_step, 1 + (target_s - 2 * t1) / per_step, 50), 2))
+            pair = 2 * t1 + (hi - 1) * per_step
+            reps = repeats if pair <= target_s / 2 else max(1, min(repeats, int(target_s / pair)))
+            rates.append(_pair_rate(lambda steps, k=k: timed(steps, k), k, hi, reps))
+    finally:
+        engine.progress = progress
+    return Calibration(engine.device, str(engine.pipe.unet.dtype).removeprefix("torch."), engine.size,
+                       rates[0], rates[1], clock() - start, compile_s=warm if getattr(engine, "compiled", False)
+                       else 0.0, compiled=bool(getattr(engine, "compiled", False)),
+                       channels_last=bool(getattr(engine, "channels_last", False)),
+                       lanes=min(lanes, n))
+
+
+def planned_seconds(calibration: Calibration, images: int, evaluations: float, times: int = 1) -> float:
+    """The seconds of a planned generation of `images` seeds (run `times` times) and its evaluations."""
+    return calibration.rate(images).seconds(evaluations, images * times)
+
+
+# ------------------------------------------------------------------------------------ the time left
+@dataclass
+class Tally:
+    """U-Net evaluations and images the engine has generated (cache hits excluded), by shape: one seed, or
+    more (the roster shape). The engine adds every generation it runs; the run's clock reads the difference."""
+
+    single_evals: int = 0
+    single_images: int = 0
+    roster_evals: int = 0
+    roster_images: int = 0
+
+    def add(self, images: int, evaluations: int) -> None:
+        if images == 1:
+            self.single_evals += evaluations
+            self.single_images += images
+        else:
+            self.roster_evals += evaluations
+            self.roster_images += images
+
+    @property
+    def evaluations(self) -> int:
+        return self.single_evals + self.roster_evals
+
+    def copy(self) -> Tally:
+        return Tally(self.single_evals, self.single_images, self.roster_evals, self.roster_images)
+
+    def since(self, base: Tally) -> Tally:
+        return Tally(self.single_evals - base.single_evals, self.single_images - base.single_images,
+                     self.roster_evals - base.roster_evals, self.roster_images - base.roster_images)
+
+    def planned_seconds(self, calibration: Calibration | None) -> float:
+        """What the calibration says this work costs (evaluations if there is no calibration)."""
+        if calibration is None:
+            return float(self.evaluations)
+        return (calibration.single.seconds(self.single_evals, self.single_images)
+                + calibration.roster.seconds(self.roster_evals, self.roster_images))
+
+
+@dataclass
+class RunClock:
+    """The run's time left: the plan's remaining work at the rate this run has measured so far.
+
+    Work is counted in planned seconds (each evaluation at its shape's calibrated cost) or, without a
+    calibration, in evaluations; `rate` = work done / seconds spent; time left = (planned work - work done) /
+    rate. Before the first generation finishes, the plan's own estimate less the time spent (at least the
+    planned work's share still ahead: never 0 s)."""
+
+    planned_s: float | None
+    planned_evals: int
+    calibration: Calibration | None = None
+    clock: Callable[[], float] = time.perf_counter
+    started: float = 0.0
+    base: Tally = field(default_factory=Tally)
+    #: Planned work credited beyond the evaluations counted (see `credit`).
+    credited: float = 0.0
+
+    def start(self, tally: Tally | None = None) -> None:
+        self.started = self.clock()
+        self.base = tally.copy() if tally is not None else Tally()
+
+    def credit(self, work: float) -> None:
+        """Count `work` (planned seconds; may be negative) as done beyond the evaluations: the timing rounds repeat
+        a short configuration until a measurement lasts min_time, so on a machine slower than the calibration
+        they make fewer evaluations than planned, yet they are done; once they end they count as planned."""
+        self.credited += work
+
+    @property
+    def planned_work(self) -> float:
+        if self.calibration is not None and self.planned_s is not None:
+            return self.planned_s
+        return float(self.planned_evals)
+
+    def left(self, tally: Tally) -> tuple[float | None, str]:
+        """(seconds left or None when not known, a note): seconds > 0 while planned work remains."""
+        done = tally.since(self.base)
+        spent = max(self.clock() - self.started, 1e-9)
+        work = done.planned_seconds(self.calibration) + self.credited
+        total = self.planned_work
+        if done.evaluations <= 0 or work <= 0:
+            if self.planned_s is None:
+                return None, "no generation finished yet"
+            return max(self.planned_s - spent, self.planned_s * 0.01, 1.0), "as planned"
+        rate = work / spent
+        remaining = total - work
+        if remaining <= 0:
+            over = done.evaluations - self.planned_evals
+            if over <= 0:
+                return None, "the planned evaluations are done"
+            return None, (f"past the planned evaluations ({over:+,} against the plan's {self.planned_evals:,}); "
+                          "time left unknown")
+        return remaining / rate, "at this run's rate"
+
+    def text(self, tally: Tally) -> str:
+        from .plan import fmt_time
+
+        seconds, note = self.left(tally)
+        planned = f"~{fmt_time(self.planned_s)} planned" if self.planned_s is not None else ""
+        if seconds is None:
+            return note + (f"; {planned}" if planned else "")
+        return f"~{fmt_time(seconds)} left" + (f" of {planned}" if planned else "")
+
+
+def timing_planned_seconds(calibration: Calibration, rounds: int, model_source: str) -> float:
+    """The seconds the plan gives the timing rounds (sampler_claims.plan's timing generations and its formula:
+    each measurement lasts at least min_time)."""
+    from .plan import calls_per_image, stock_scheduler_config, timing_runs, timing_settings
+    from .runs import ROUNDS
+
+    rounds, min_time = timing_settings(rounds)
+    stock = stock_scheduler_config(model_source)
+    total = 0.0
+    for run in timing_runs():
+        times = run.times(rounds)
+        evals = calls_per_image(run, stock) * (2 if run.guidance > 1 else 1) * times
+        secs = calibration.rate(1).seconds(evals, times)
+        if run.repeat == ROUNDS and min_time:
+            secs = max(secs, min_time * times) + secs / times
+        total += secs
+    return total
+
+
+# ------------------------------------------------------------------------------------ cost in units
+@dataclass
+class Cost:
+    """The run's wall time in units of one DDPM@1000 image with guidance on one thread."""
+
+    seconds: float
+    unit_s: float | None
+    #: Where the unit came from: "timing rounds" (median over rounds of DDPM@1000), "calibration" (its one-seed
+    #: rate), or None: not measured.
+    unit_source: str | None
+
+    @property
+    def units(self) -> float | None:
+        return self.seconds / self.unit_s if self.unit_s else None
+
+    def line(self, what: str = "claims cost") -> str:
+        if self.units is None:
+            return f"{what}: {self.seconds:.0f} s (units not measured: no DDPM@1000 timing and no calibration)"
+        how = "" if self.unit_source == "timing rounds" else f", estimated from the {self.unit_source}"
+        units = f"{self.units:.0f}" if self.units >= 10 else f"{self.units:.2g}"
+        return (f"{what}: {self.seconds:.0f} s = {units} units (1 unit = {UNIT_TEXT} = "
+                f"{self.unit_s:.1f} s here{how})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 1), "units": None if self.units is None else round(self.units, 1),
+                "unit_s": None if self.unit_s is None else round(self.unit_s, 3), "unit_source": self.unit_source,
+                "unit": UNIT_TEXT}
+
+
+def unit_from(rounds: Any = None, calibration: Calibration | None = None) -> tuple[float | None, str | None]:
+    """The unit's seconds: the median over the timing rounds of DDPM@1000's wall time (the rounds run one seed
+    with guidance on one thread), else the calibration's one-seed estimate, else (None, None)."""
+    if rounds is not None and UNIT_TIMED in getattr(rounds, "wall", {}) and rounds.wall[UNIT_TIMED]:
+        return float(statistics.median(rounds.wall[UNIT_TIMED])), "timing rounds"
+    if calibration is not None:
+        return calibration.unit_s, "calibration"
+    return None, None
