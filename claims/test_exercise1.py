@@ -7,32 +7,34 @@ from __future__ import annotations
 
 import pytest
 
-from sampler_claims.engine import Generation, Request
+from sampler_claims.engine import Generation
+from sampler_claims.names import LABELS as SAMPLER_LABELS
+from sampler_claims.names import STOCHASTIC
 from sampler_claims.quality import match_rates
-from sampler_claims.timing import NO_GUIDANCE, timed_name
 from sampler_claims.rules.exercise1 import (
-    LABELS,
-    LESSON_SAMPLERS,
-    PAIRS,
-    TIMED,
-    StockRun,
     cfg_counts,
     cfg_two_passes,
-    comparable_quality,
-    different_paths,
+    decide_comparable_quality,
+    decide_different_paths,
+    decide_speedup,
+    label,
+    labels,
     lesson_code_runs,
     margin_position,
     measure_paths,
     measure_stock_ddpm,
     ode_margin_per_seed,
     pair_key,
+    path_pairs,
     pairwise_differences,
-    run_exercise1,
+    run_samplers,
     same_weights,
-    speedup,
     speedup_analysis,
+    speedup_timed,
     state_hash,
+    stock_of,
 )
+from sampler_claims.timing import claim_timed
 
 pytestmark = pytest.mark.exercise1
 
@@ -41,12 +43,11 @@ SHOWN_SEEDS = 3
 
 
 @pytest.mark.claim("same-weights")
-def test_same_weights(claim, engine, prompts):
-    prompt, seed = prompts.single("exercise1")
+def test_same_weights(claim, engine, runs):
     hashes = {"before any run": state_hash(engine.pipe.unet)}
-    for name, (spec, _steps) in LESSON_SAMPLERS.items():
-        engine.generate(Request(spec, 2, (seed,), prompt), cached=False)
-        hashes[f"after swapping to and sampling with {spec.label}"] = state_hash(engine.pipe.unet)
+    for name in runs.names():
+        runs.generate(name)
+        hashes[f"after swapping to and sampling with {runs[name].spec().label}"] = state_hash(engine.pipe.unet)
     verdict = same_weights(hashes)
     claim.metric(hashes=hashes)
     claim.key(f"{len(set(hashes.values()))} distinct U-Net hash(es) over {len(hashes)} checkpoints")
@@ -54,36 +55,29 @@ def test_same_weights(claim, engine, prompts):
 
 
 # ------------------------------------------------------------------------------------ shared state
-def exercise1_batch(engine, roster) -> dict[str, Generation]:
-    """The three samplers over the shared roster, one batched engine call each; later calls hit the cache."""
-    return run_exercise1(engine, roster.prompts, roster.seeds)
+def exercise1_batch(runs) -> dict[str, Generation]:
+    """The claim's three samplers over its roster, one batched engine call each; later calls hit the cache."""
+    return {name: runs.generate(name) for name in runs.names()}
 
 
 def caption(name: str, gen: Generation, k: int) -> str:
     """Sampler, seed, and the batch's time and U-Net calls, as the lesson's figure titles them."""
-    return (f"{LABELS[name]}, seed {gen.request.seeds[k]}: {gen.seconds:.1f} s for {len(gen.request.seeds)} "
+    return (f"{name}, seed {gen.request.seeds[k]}: {gen.seconds:.1f} s for {len(gen.request.seeds)} "
             f"images, {gen.unet_calls} U-Net calls")
 
 
-def side_by_side(claim, title: str, gens: dict[str, Generation], shown: int) -> None:
-    """The three samplers side by side on the same seed, one row per seed."""
-    claim.images(title, [gens[n].image(k) for k in range(shown) for n in LESSON_SAMPLERS],
-                 [caption(n, gens[n], k) for k in range(shown) for n in LESSON_SAMPLERS], per_row=len(LESSON_SAMPLERS))
-
-
-@pytest.fixture(scope="module")
-def stock_ddpm(engine, prompts) -> StockRun:
-    """The lesson's literal DDPM line on the stock config."""
-    prompt, seed = prompts.single("exercise1")
-    return measure_stock_ddpm(engine, prompt, seed)
+def side_by_side(claim, title: str, gens: dict[str, Generation], names: dict[str, str], shown: int) -> None:
+    """The three samplers side by side on the same seed, one row per seed (`names`: run -> label)."""
+    claim.images(title, [gens[n].image(k) for k in range(shown) for n in gens],
+                 [caption(names[n], gens[n], k) for k in range(shown) for n in gens], per_row=len(gens))
 
 
 # ------------------------------------------------------------------------------------ lesson-code-runs
 @pytest.mark.claim("lesson-code-runs")
-def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
-    prompt, seed = prompts.single("exercise1")
-    spec, steps = LESSON_SAMPLERS["ddpm"]
-    fixed = engine.generate(Request(spec, steps, (seed,), prompt))
+def test_lesson_code_runs(claim, engine, runs):
+    prompt, (seed,) = runs.inputs("fixed")
+    stock_ddpm = measure_stock_ddpm(engine, stock_of(runs["fixed"]), prompt, seed)
+    fixed = runs.generate("fixed")
     claim.metric(stock=stock_ddpm, fixed={
         "scheduler": fixed.request.scheduler.label, "steps": fixed.request.steps,
         "first_timestep": fixed.timesteps[0], "last_timestep": fixed.timesteps[-1], "unet_calls": fixed.unet_calls})
@@ -95,7 +89,7 @@ def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
                  ["stock + timestep_spacing='trailing'", fixed.scheduler_config.get("timestep_spacing"),
                   fixed.scheduler_config.get("steps_offset"), fixed.timesteps[0],
                   f"ran: {fixed.unet_calls} U-Net calls"]])
-    claim.images("DDPM@1000 with trailing spacing (the fix)", [fixed.image(0)], [caption("ddpm", fixed, 0)])
+    claim.images(f"{runs['fixed'].label} (the fix)", [fixed.image(0)], [caption(label(runs["fixed"]), fixed, 0)])
     claim.key(f"stock config: {stock_ddpm.error_type or 'ran'} at t={stock_ddpm.first_timestep}; "
               f"trailing: {fixed.unet_calls} steps ran")
     claim.decide(lesson_code_runs(stock_ddpm, fixed))
@@ -103,28 +97,31 @@ def test_lesson_code_runs(claim, engine, prompts, stock_ddpm):
 
 # ------------------------------------------------------------------------------------ comparable-quality
 @pytest.mark.claim("comparable-quality")
-def test_comparable_quality(claim, engine, claim_roster, quality_claim):
+def test_comparable_quality(claim, runs, quality_claim):
     q = quality_claim
-    gens = exercise1_batch(engine, claim_roster)
-    n = len(claim_roster)
+    gens = exercise1_batch(runs)
+    names = labels(claim.claim.runs)
+    seeds = next(iter(gens.values())).request.seeds
+    n = len(seeds)
     shown = min(SHOWN_SEEDS, n)
     margin = q.margin("comparable_margin")
-    side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, shown)
-    claim.images("Known-bad control: DPM-Solver@5 on the same seeds", [q.bad.image(k) for k in range(shown)],
-                 [f"DPM-Solver@5, seed {claim_roster.seeds[k]}" for k in range(shown)])
+    bad = f"{SAMPLER_LABELS[q.bad.request.scheduler.name]}@{q.bad.request.steps}"
+    side_by_side(claim, f"The three samplers on the same seeds (first {shown} of {n})", gens, names, shown)
+    claim.images(f"Known-bad control: {bad} on the same seeds", [q.bad.image(k) for k in range(shown)],
+                 [f"{bad}, seed {seeds[k]}" for k in range(shown)])
 
     def rule(judge):
-        return comparable_quality({LABELS[k]: judge.scores(g) for k, g in gens.items()}, judge.control,
-                                  margin=judge.margin("comparable_margin"), missing=judge.missing)
+        return decide_comparable_quality(judge, {names[k]: g for k, g in gens.items()})
 
     q.decide_if_no_metric(rule)
-    scores = {LABELS[k]: q.scores(g) for k, g in gens.items()}
+    scores = {names[k]: q.scores(g) for k, g in gens.items()}
     diffs = pairwise_differences(scores)
     claim.metric(seeds=n, quality_basis=q.quality.basis, metric=q.metric, margin=margin, control=q.control,
-                 scores=scores, paired_differences=diffs, match_rate=match_rates(q.quality, gens, LABELS))
+                 scores=scores, paired_differences=diffs, match_rate=match_rates(q.quality, gens, names))
     if q.convergence is not None:
-        # The ODE half (DDIM@50, DPM-Solver@20): their distance to the converged solution from the same z_T.
-        ode = {LABELS[k]: q.convergence.distance(g, LABELS[k]) for k, g in gens.items() if k != "ddpm"}
+        # The ODE half (the deterministic samplers): their distance to the converged solution from the same z_T.
+        ode = {names[k]: q.convergence.distance(g, names[k]) for k, g in gens.items()
+               if runs[k].sampler not in STOCHASTIC}
         claim.metric(convergence=q.convergence.as_dict(),
                      ode_distance_to_reference={k: d.as_dict() for k, d in ode.items()})
     claim.table(f"{q.metric} over {n} seeds, paired by seed (95% intervals)",
@@ -138,65 +135,69 @@ def test_comparable_quality(claim, engine, claim_roster, quality_claim):
 
 # ------------------------------------------------------------------------------------ different-paths
 @pytest.mark.claim("different-paths")
-def test_different_paths(claim, engine, claim_roster):
-    gens = exercise1_batch(engine, claim_roster)
-    paths = measure_paths({n: g.images for n, g in gens.items()}, claim_roster.seeds)
+def test_different_paths(claim, runs):
+    gens = exercise1_batch(runs)
+    declared = claim.claim.runs
+    names, pairs = labels(declared), path_pairs(declared)
+    seeds = next(iter(gens.values())).request.seeds
+    paths = measure_paths({n: g.images for n, g in gens.items()}, seeds, pairs, run_samplers(declared))
     claim.metric(paths=paths, ode_margin_per_seed=ode_margin_per_seed(paths))
-    claim.table(f"SSIM between samplers on the same seed ({len(claim_roster)} seeds)", ["pair", "mean SSIM", "min", "max"],
-                [[f"{LABELS[a]} vs {LABELS[b]}", round(paths.mean(pair_key(a, b)), 4),
+    claim.table(f"SSIM between samplers on the same seed ({len(seeds)} seeds)", ["pair", "mean SSIM", "min", "max"],
+                [[f"{names[a]} vs {names[b]}", round(paths.mean(pair_key(a, b)), 4),
                   round(min(paths.ssim[pair_key(a, b)]), 4), round(max(paths.ssim[pair_key(a, b)]), 4)]
-                 for a, b in PAIRS])
-    side_by_side(claim, "Same seed, three samplers", gens, 1)
-    claim.key("mean SSIM " + ", ".join(f"{LABELS[a]}–{LABELS[b]} {paths.mean(pair_key(a, b)):.3f}"
-                                       for a, b in PAIRS))
-    claim.decide(different_paths(paths, max_identity_ssim=claim.t("max_identity_ssim"),
-                                 ordering_margin=claim.t("ordering_margin")))
+                 for a, b in pairs])
+    side_by_side(claim, "Same seed, three samplers", gens, names, 1)
+    claim.key("mean SSIM " + ", ".join(f"{names[a]}–{names[b]} {paths.mean(pair_key(a, b)):.3f}"
+                                       for a, b in pairs))
+    claim.decide(decide_different_paths(claim, paths))
 
 
 # ------------------------------------------------------------------------------------ speedup
 @pytest.mark.timing
 @pytest.mark.claim("speedup")
 def test_speedup(claim, timing_rounds):
-    s = speedup_analysis(timing_rounds)
+    timed = speedup_timed(claim.claim)
+    base = claim.claim.run(f"timed-{timed.base}")
+    s = speedup_analysis(timing_rounds, timed)
     claim.metric(speedup=s, rounds=timing_rounds)
     rows = []
-    for n, key in TIMED.items():
+    for n, key in timed.names.items():
         cpu, wall = timing_rounds.seconds(key, "cpu"), timing_rounds.seconds(key, "wall")
         iv = s.ratios.get(n)
-        rows.append([LABELS[n], timing_rounds.unet_calls[key], timing_rounds.reps.get(key, 1),
+        rows.append([timed.labels[n], timing_rounds.unet_calls[key], timing_rounds.reps.get(key, 1),
                      f"{min(cpu):.3f}–{max(cpu):.3f}", f"{min(wall):.3f}–{max(wall):.3f}",
                      "1" if iv is None else f"{iv.mean:.1f} [{iv.low:.1f}, {iv.high:.1f}]",
                      round(s.call_ratio.get(n, 1.0), 1), claim.t("lesson_factor").get(n, 1)])
-    claim.table(f"Time over {timing_rounds.rounds} interleaved rounds (one seed, guidance 7.5; "
+    claim.table(f"Time over {timing_rounds.rounds} interleaved rounds (one seed, guidance {base.guidance:g}; "
                 f"{timing_rounds.clock} time decides; per round the {timing_rounds.statistic} of calls lasting "
                 f"{timing_rounds.min_time_s:g} s or more together)",
                 ["sampler", "U-Net calls", "calls per round", "CPU s (range over rounds)", "wall s (range)",
-                 "speed-up vs DDPM [95%]", "call ratio", "lesson"], rows)
-    calls = [timing_rounds.unet_calls[k] for k in TIMED.values()]
+                 f"speed-up vs {SAMPLER_LABELS[base.sampler]} [95%]", "call ratio", "lesson"], rows)
+    calls = [timing_rounds.unet_calls[k] for k in timed.names.values()]
     claim.series("Time against U-Net calls (median over rounds)", calls,
                  {f"{timing_rounds.clock} time (s)": [sorted(timing_rounds.seconds(k))[timing_rounds.rounds // 2]
-                                                      for k in TIMED.values()]},
+                                                      for k in timed.names.values()]},
                  xlabel="U-Net calls", ylabel="seconds", fit={"a": s.intercept_s, "b": s.per_call_s, "r2": 1.0})
-    claim.key(", ".join(f"{LABELS[n]} {iv.mean:.1f}x [{iv.low:.1f}, {iv.high:.1f}]" for n, iv in s.ratios.items())
+    claim.key(", ".join(f"{timed.labels[n]} {iv.mean:.1f}x [{iv.low:.1f}, {iv.high:.1f}]" for n, iv in s.ratios.items())
               + f"; fixed overhead {s.intercept_s:.3f} s")
-    claim.decide(speedup(s, claim.t("lesson_factor"), about_factor=claim.t("about_factor")))
+    claim.decide(decide_speedup(claim, s))
 
 
 # ------------------------------------------------------------------------------------ cfg-two-passes
 @pytest.mark.claim("cfg-two-passes")
-def test_cfg_two_passes(claim, engine, prompts, timing_rounds):
-    prompt, seed = prompts.single("exercise1")
-    spec, steps = LESSON_SAMPLERS["ddim"]
-    with_cfg = engine.generate(Request(spec, steps, (seed,), prompt, guidance=7.5))
-    without = engine.generate(Request(spec, steps, (seed,), prompt, guidance=NO_GUIDANCE))
-    timed = (timed_name(spec.name, steps), timed_name(spec.name, steps, NO_GUIDANCE))
-    med = [sorted(timing_rounds.seconds(k))[timing_rounds.rounds // 2] for k in timed]
+def test_cfg_two_passes(claim, runs, timing_rounds):
+    with_cfg = runs.generate("guided")
+    without = runs.generate("unguided")
+    timed = claim_timed(claim.id)
+    med = [sorted(timing_rounds.seconds(timed[k]))[timing_rounds.rounds // 2]
+           for k in ("timed-guided", "timed-unguided")]
     c = cfg_counts(with_cfg, without, *med)
+    guided, unguided = str(runs["guided"].guidance), str(runs["unguided"].guidance)
     claim.metric(cfg=c)
-    claim.table("DDIM@50, one image: U-Net calls with guidance 7.5 and 1.0",
+    claim.table(f"{label(runs['guided'])}, one image: U-Net calls with guidance {guided} and {unguided}",
                 ["guidance", "U-Net calls", "batch per call", "samples evaluated", f"median {timing_rounds.clock} s"],
-                [["7.5", c.cfg_calls, sorted(set(c.cfg_batch_sizes)), sum(c.cfg_batch_sizes), c.cfg_seconds],
-                 ["1.0", c.plain_calls, sorted(set(c.plain_batch_sizes)), sum(c.plain_batch_sizes), c.plain_seconds]])
+                [[guided, c.cfg_calls, sorted(set(c.cfg_batch_sizes)), sum(c.cfg_batch_sizes), c.cfg_seconds],
+                 [unguided, c.plain_calls, sorted(set(c.plain_batch_sizes)), sum(c.plain_batch_sizes), c.plain_seconds]])
     claim.key(f"{c.cfg_calls} calls of batch {max(c.cfg_batch_sizes)} for {c.steps} steps (lesson: "
               f"{2 * c.steps} passes); compute x{c.sample_ratio:.0f}, time x{c.time_ratio:.2f}")
     claim.decide(cfg_two_passes(c))

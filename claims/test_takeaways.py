@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from sampler_claims.names import LABELS as SAMPLER_LABELS
+from sampler_claims.rules.exercise1 import label
 from sampler_claims.rules.exercise3 import per_seed_ssim
-from sampler_claims.rules.takeaways import recommended_default, time_shares
-from sampler_claims.schedulers import DPM
-from sampler_claims.timing import LESSON_TIMED, timed_name
+from sampler_claims.rules.takeaways import BASELINE, candidates, decide_recommended_default, time_shares, timed_of
 from sampler_claims.verdict import t_interval
 
 pytestmark = pytest.mark.takeaways
@@ -18,23 +18,22 @@ pytestmark = pytest.mark.takeaways
 
 @pytest.mark.timing
 @pytest.mark.claim("recommended-default")
-def test_recommended_default(claim, engine, roster, quality_claim, timing_rounds):
+def test_recommended_default(claim, runs, quality_claim, timing_rounds):
     q = quality_claim
-    steps = claim.t("steps", tuple)
+    defaults = candidates(claim.claim)  # step count -> run name
+    steps = tuple(defaults)
     reference = claim.t("quality_control").good_run
     margin = q.margin("comparable_margin")
-    ddpm = timing_rounds.seconds(LESSON_TIMED["ddpm"])
-    shares = {s: time_shares(timing_rounds.seconds(timed_name(DPM.name, s)), ddpm) for s in steps}
-    gens = {s: engine.generate(roster.request(DPM, s)) for s in steps}
+    baseline = label(runs[BASELINE])
+    sampler = " / ".join(dict.fromkeys(SAMPLER_LABELS[runs[n].sampler] for n in defaults.values()))
+    base_seconds = timing_rounds.seconds(timed_of(claim.claim, BASELINE))
+    shares = {s: time_shares(timing_rounds.seconds(timed_of(claim.claim, n)), base_seconds)
+              for s, n in defaults.items()}
+    gens = {s: runs.generate(n) for s, n in defaults.items()}
     ssim = {s: t_interval(per_seed_ssim(gens[s].images, q.good.images)) for s in steps}
 
     def rule(judge):
-        if judge.control is None:
-            return recommended_default([], {}, shares, None, margin=judge.margin("comparable_margin"),
-                                       max_time_share=judge.t("max_time_share"), missing=judge.missing)
-        return recommended_default(judge.scores(q.good), {s: judge.scores(g) for s, g in gens.items()}, shares,
-                                   judge.control, margin=judge.margin("comparable_margin"),
-                                   max_time_share=judge.t("max_time_share"), check=judge.reference)
+        return decide_recommended_default(judge, q.good, gens, shares)
 
     scores = {s: q.scores(g) for s, g in gens.items()}
     ref = q.scores(q.good)
@@ -51,8 +50,8 @@ def test_recommended_default(claim, engine, roster, quality_claim, timing_rounds
         claim.metric(convergence=q.convergence.as_dict(),
                      distance_to_reference={str(s): q.convergence.distance(g, f"{s} steps").as_dict()
                                             for s, g in gens.items()})
-    claim.table(f"DPM-Solver at {' and '.join(map(str, steps))} steps against {reference.label} and DDPM@1000",
-                ["steps", f"converged {q.metric} − score [95%]", "SSIM to converged", "time / DDPM@1000 [95%]"], rows)
-    claim.key("; ".join(f"{r[0]} steps: score gap {r[1].split(' ')[0]}, {r[3].split(' ')[0]} of DDPM@1000 time"
+    claim.table(f"{sampler} at {' and '.join(map(str, steps))} steps against {reference.label} and {baseline}",
+                ["steps", f"converged {q.metric} − score [95%]", "SSIM to converged", f"time / {baseline} [95%]"], rows)
+    claim.key("; ".join(f"{r[0]} steps: score gap {r[1].split(' ')[0]}, {r[3].split(' ')[0]} of {baseline} time"
                         for r in rows))
     q.decide(rule, {"comparable": "comparable_margin"})

@@ -126,9 +126,6 @@ DDPM = SchedulerSpec.of("ddpm")
 DDPM_TRAILING = SchedulerSpec.of("ddpm", timestep_spacing="trailing")
 DDIM = SchedulerSpec.of("ddim")
 DPM = SchedulerSpec.of("dpm-solver")
-#: The lesson's three configurations of Exercise 1 by short name: (scheduler, steps).
-LESSON_SAMPLERS: dict[str, tuple[SchedulerSpec, int]] = {"ddpm": (DDPM_TRAILING, 1000), "ddim": (DDIM, 50),
-                                                         "dpm-solver": (DPM, 20)}
 
 
 def make_scheduler(spec: SchedulerSpec, stock_config: Any) -> tuple[SchedulerMixin, dict[str, Any]]:

@@ -40,9 +40,6 @@ from .engine import Engine, Request
 from .progress import folded
 from .threads import for_timing
 
-#: The guidance of the second DDIM@50 configuration, against the lesson's 7.5 (cfg-two-passes).
-NO_GUIDANCE = 1.0
-
 
 def timing_plan() -> dict[str, Any]:
     """Rounds, the least seconds one measurement lasts and the per-round statistic, as the timing claims'
@@ -105,7 +102,8 @@ def claim_timed(claim_id: str) -> dict[str, str]:
     return {name: run_timed_name(run) for name, run in get(claim_id).runs.items() if run.repeat == ROUNDS}
 
 
-#: The timed configuration of each lesson sampler, by the lesson's short name (speedup reads these).
+#: The timed configuration of each of speedup's runs, by the lesson's short name (the speedup rule reads the claim's runs
+#: itself, sampler_claims.rules.exercise1.speedup_timed; the timing tests read these).
 LESSON_TIMED = {name.removeprefix("timed-"): timed for name, timed in claim_timed("speedup").items()}
 
 

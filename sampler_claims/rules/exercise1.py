@@ -9,18 +9,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..counters import count_unet_calls
-from ..engine import Engine, Generation, Request
+from ..engine import Engine, Generation
 from ..metrics import ssim
 from ..progress import expecting_failure
-from ..schedulers import DDPM, LESSON_SAMPLERS, SchedulerSpec, make_scheduler
-from ..timing import LESSON_TIMED, Rounds
+from ..names import LABELS as SAMPLER_LABELS
+from ..names import STOCHASTIC
+from ..runs import ROUNDS, RunSpec
+from ..schedulers import make_scheduler
+from ..timing import Rounds, run_timed_name
 from ..verdict import (
     CONFIRMED,
     REFUTED,
@@ -64,23 +67,18 @@ def same_weights(hashes: dict[str, str]) -> Verdict:
 
 
 # ============================================================================ Exercise 1: the configs
-#: What the lesson runs literally: DDPMScheduler.from_config(stock) with no override.
-STOCK_DDPM = DDPM
-LABELS = {"ddpm": "DDPM@1000", "ddim": "DDIM@50", "dpm-solver": "DPM-Solver@20"}
-#: Pairs compared for `different-paths`: the ODE pair first.
-PAIRS: tuple[tuple[str, str], ...] = (("ddim", "dpm-solver"), ("ddpm", "ddim"), ("ddpm", "dpm-solver"))
+# The configurations are the claims' declared runs (sampler_claims/catalogue/exercise1.toml); what follows names
+# them as the lesson does.
+def label(run: RunSpec) -> str:
+    """A run as the lesson names it, e.g. 'DDPM@1000': its label without the scheduler overrides, which fix a
+    config (DDPM's trailing spacing) rather than make another sampler."""
+    return replace(run, overrides=()).label
 
 
-def exercise1_requests(prompts: str | tuple[str, ...], seeds: tuple[int, ...],
-                       guidance: float = 7.5) -> dict[str, Request]:
-    """One batched request per lesson sampler over the same seeds and prompts (the cache shares them)."""
-    return {name: Request(spec, steps, seeds, prompts, guidance=guidance)
-            for name, (spec, steps) in LESSON_SAMPLERS.items()}
-
-
-def run_exercise1(engine: Engine, prompts: str | tuple[str, ...], seeds: tuple[int, ...]) -> dict[str, Generation]:
-    """The three samplers over all seeds, one engine call each (cached: later claims reuse them)."""
-    return {name: engine.generate(req) for name, req in exercise1_requests(prompts, seeds).items()}
+def labels(runs: Mapping[str, RunSpec]) -> dict[str, str]:
+    """Run name -> the lesson's name for it (`label`); the full label where two runs would share one."""
+    short = {n: label(r) for n, r in runs.items()}
+    return {n: s if list(short.values()).count(s) == 1 else runs[n].label for n, s in short.items()}
 
 
 # ---------------------------------------------------------------------------- lesson-code-runs
@@ -106,10 +104,16 @@ class StockRun:
                 "error": self.error, "unet_calls": self.unet_calls}
 
 
-def measure_stock_ddpm(engine: Engine, prompt: str, seed: int, steps: int = 1000,
-                       spec: SchedulerSpec = STOCK_DDPM) -> StockRun:
-    """Run DDPM from the stock config and catch what it raises (it fails at the first step, so it is cheap)."""
-    scheduler, used = make_scheduler(spec, engine.stock_config)
+def stock_of(fixed: RunSpec) -> RunSpec:
+    """The lesson's literal line for a fixed run: the same sampler and steps from the stock config, no override."""
+    return replace(fixed, name="stock", overrides=())
+
+
+def measure_stock_ddpm(engine: Engine, stock: RunSpec, prompt: str, seed: int) -> StockRun:
+    """Run `stock` (stock_of the claim's fixed run) from the stock config and catch what it raises (it fails at
+    the first step, so it is cheap; the engine's ledger counts no evaluation of a call that fails)."""
+    steps = stock.steps
+    scheduler, used = make_scheduler(stock.spec(), engine.stock_config)
     scheduler.set_timesteps(steps)
     keys = ("timestep_spacing", "steps_offset", "num_train_timesteps", "_class_name")
     error_type = error = None
@@ -117,7 +121,7 @@ def measure_stock_ddpm(engine: Engine, prompt: str, seed: int, steps: int = 1000
     with count_unet_calls(engine.pipe.unet) as calls, expecting_failure(getattr(engine, "progress", None), expected,
                                                                     IndexError):
         try:
-            engine.generate(Request(spec, steps, (seed,), prompt))
+            engine.generate(stock.request((seed,), prompt))
         except Exception as exc:  # noqa: BLE001 - the failure is the measurement
             error_type, error = type(exc).__name__, str(exc)
     return StockRun(steps=steps, config={k: used.get(k) for k in keys},
@@ -166,6 +170,13 @@ def pairwise_differences(scores: Mapping[str, Sequence[float]]) -> dict[str, Int
             for i, a in enumerate(names) for b in names[i + 1:]}
 
 
+def decide_comparable_quality(judge: Any, gens: Mapping[str, Any]) -> Verdict:
+    """comparable-quality as its test wires it: one metric's `judge` (sampler_claims.quality_claim.Judge: its scores,
+    control, the claim's margin on its scale) over the generations by label. The negative controls call it too."""
+    return comparable_quality({k: judge.scores(g) for k, g in gens.items()}, judge.control,
+                              margin=judge.margin("comparable_margin"), missing=judge.missing)
+
+
 def comparable_quality(scores: Mapping[str, Sequence[float]], control: Separation | None, *, margin: float,
                        missing: str = "") -> Verdict:
     """Comparable = every pair's paired score difference lies within +-margin (equivalence, by interval).
@@ -188,10 +199,15 @@ def margin_position(iv: Interval, margin: float) -> str:
 # ---------------------------------------------------------------------------- different-paths
 @dataclass(frozen=True)
 class Paths:
-    """Per-seed SSIM of each sampler pair on the same seed."""
+    """Per-seed SSIM of each sampler pair on the same seed, the ODE pair first (`path_pairs`)."""
 
     seeds: tuple[int, ...]
-    ssim: dict[str, list[float]]  # "ddim|dpm-solver" -> per seed
+    ssim: dict[str, list[float]]  # "ddim|dpm-solver" (run names) -> per seed
+    #: Run name -> its sampler as the reasons name it ('DDIM'); a name stands for itself where absent.
+    samplers: dict[str, str] | None = None
+
+    def sampler(self, name: str) -> str:
+        return (self.samplers or {}).get(name, name)
 
     def mean(self, pair: str) -> float:
         return float(np.mean(self.ssim[pair]))
@@ -205,17 +221,42 @@ def pair_key(a: str, b: str) -> str:
     return f"{a}|{b}"
 
 
-def measure_paths(images: Mapping[str, np.ndarray], seeds: Sequence[int]) -> Paths:
-    """SSIM (skimage) of every pair of samplers, image by image on the same seed."""
-    out = {pair_key(a, b): [ssim(images[a][k], images[b][k]) for k in range(len(seeds))] for a, b in PAIRS}
-    return Paths(tuple(seeds), out)
+def path_pairs(runs: Mapping[str, RunSpec]) -> tuple[tuple[str, str], ...]:
+    """The pairs different-paths compares, from its runs: the two deterministic (ODE) samplers first, then the
+    stochastic one with each of them, in declaration order."""
+    ode = [n for n, r in runs.items() if r.sampler not in STOCHASTIC]
+    noisy = [n for n, r in runs.items() if r.sampler in STOCHASTIC]
+    if len(ode) != 2 or len(noisy) != 1:
+        raise ValueError(f"different-paths compares two deterministic samplers with one stochastic one "
+                         f"({', '.join(sorted(STOCHASTIC))}); its runs are {', '.join(runs) or 'none'}")
+    return (ode[0], ode[1]), (noisy[0], ode[0]), (noisy[0], ode[1])
+
+
+def measure_paths(images: Mapping[str, np.ndarray], seeds: Sequence[int], pairs: Sequence[tuple[str, str]],
+                  samplers: Mapping[str, str] | None = None) -> Paths:
+    """SSIM (skimage) of every pair of samplers, image by image on the same seed; `pairs` as path_pairs gives
+    them (the ODE pair first), `samplers` their names in the reasons."""
+    out = {pair_key(a, b): [ssim(images[a][k], images[b][k]) for k in range(len(seeds))] for a, b in pairs}
+    return Paths(tuple(seeds), out, dict(samplers) if samplers is not None else None)
+
+
+def run_samplers(runs: Mapping[str, RunSpec]) -> dict[str, str]:
+    """Run name -> its sampler's name ('DDIM'), as Paths names them in the reasons."""
+    return {n: SAMPLER_LABELS[r.sampler] for n, r in runs.items()}
 
 
 def ode_margin_per_seed(paths: Paths) -> list[float]:
-    """Per seed: SSIM of the ODE pair minus the larger SSIM of the two pairs with DDPM (> 0: ODE closer)."""
-    ode = pair_key(*PAIRS[0])
-    others = [pair_key(*p) for p in PAIRS[1:]]
+    """Per seed: SSIM of the ODE pair (the first) minus the larger SSIM of the two pairs with DDPM (> 0: ODE
+    closer)."""
+    ode, *others = paths.ssim
     return [paths.ssim[ode][k] - max(paths.ssim[o][k] for o in others) for k in range(len(paths.seeds))]
+
+
+def decide_different_paths(claim: Any, paths: Paths) -> Verdict:
+    """different-paths as its test wires it: the claim's identity threshold and ordering margin (the negative
+    controls call it too)."""
+    return different_paths(paths, max_identity_ssim=claim.t("max_identity_ssim"),
+                           ordering_margin=claim.t("ordering_margin"))
 
 
 def different_paths(paths: Paths, *, max_identity_ssim: float, ordering_margin: float = 0.0) -> Verdict:
@@ -229,14 +270,36 @@ def different_paths(paths: Paths, *, max_identity_ssim: float, ordering_margin: 
     distinct = exact(not identical, (f"identical images (SSIM >= {max_identity_ssim}) on " + ", ".join(
         f"{n}/{len(paths.seeds)} seeds for {p.replace('|', ' vs ')}" for p, n in identical.items()))
         if identical else f"no pair identical on {len(paths.seeds)} seeds (mean SSIM {text})")
-    iv = t_interval(ode_margin_per_seed(paths), "SSIM(DDIM, DPM-Solver) - max SSIM with DDPM")
+    (a, b), (noisy, _) = (p.split("|") for p in list(paths.ssim)[:2])
+    iv = t_interval(ode_margin_per_seed(paths), f"SSIM({paths.sampler(a)}, {paths.sampler(b)}) - max SSIM with "
+                                                f"{paths.sampler(noisy)}")
     order = at_least(iv, ordering_margin, "per seed, SSIM of the ODE pair minus the closer pair with DDPM")
     return all_of([distinct, order], "different paths")
 
 
 # ---------------------------------------------------------------------------- speedup
-#: Timed configuration of each lesson sampler (names in sampler_claims.timing.timed_configs).
-TIMED = LESSON_TIMED
+@dataclass(frozen=True)
+class Timed:
+    """speedup's timed runs: by the name the lesson's factors use (the run's name without 'timed-'), the timed
+    name the rounds keep each under; the baseline (the one run the factors do not name: DDPM@1000) and the
+    lesson's name for each."""
+
+    names: dict[str, str]
+    base: str
+    labels: dict[str, str]
+
+
+def speedup_timed(claim: Any) -> Timed:
+    """The Timed of the speedup claim `claim` (its catalogue entry): its runs with repeat = "rounds", the baseline
+    the one its lesson_factor does not name."""
+    runs = {n.removeprefix("timed-"): r for n, r in claim.runs.items() if r.repeat == ROUNDS}
+    factors = claim.t("lesson_factor")
+    base = [n for n in runs if n not in factors]
+    unknown = sorted(set(factors) - set(runs))
+    if len(base) != 1 or unknown:
+        raise ValueError(f"claim {claim.id!r}: lesson_factor names {', '.join(factors)}; its timed runs "
+                         f"(timed-<name>) must be those and one baseline, not {', '.join(runs)}")
+    return Timed({n: run_timed_name(r) for n, r in runs.items()}, base[0], labels(runs))
 
 
 def ratio_interval(num: Sequence[float], den: Sequence[float], what: str) -> Interval:
@@ -262,19 +325,27 @@ class Speedup:
                 "call_ratio": self.call_ratio, "fixed_overhead_s": self.intercept_s, "per_call_s": self.per_call_s}
 
 
-def speedup_analysis(rounds: Rounds) -> Speedup:
-    base = TIMED["ddpm"]
-    others = [n for n in TIMED if n != "ddpm"]
+def speedup_analysis(rounds: Rounds, timed: Timed) -> Speedup:
+    """The time ratio of the baseline to each other timed run, per round, and the fit of time against calls."""
+    names = timed.names
+    base = names[timed.base]
+    others = [n for n in names if n != timed.base]
 
     def ratios(clock: str) -> dict[str, Interval]:
-        return {n: ratio_interval(rounds.seconds(base, clock), rounds.seconds(TIMED[n], clock),
-                                  f"time DDPM@1000 / {n}") for n in others}
+        return {n: ratio_interval(rounds.seconds(base, clock), rounds.seconds(names[n], clock),
+                                  f"time {timed.labels[timed.base]} / {n}") for n in others}
 
-    calls = {n: rounds.unet_calls[TIMED[n]] for n in TIMED}
-    med = {n: float(np.median(rounds.seconds(TIMED[n]))) for n in TIMED}
-    b, a = np.polyfit([calls[n] for n in TIMED], [med[n] for n in TIMED], 1)
-    return Speedup(rounds.clock, ratios(rounds.clock), {n: calls["ddpm"] / calls[n] for n in others},
+    calls = {n: rounds.unet_calls[names[n]] for n in names}
+    med = {n: float(np.median(rounds.seconds(names[n]))) for n in names}
+    b, a = np.polyfit([calls[n] for n in names], [med[n] for n in names], 1)
+    return Speedup(rounds.clock, ratios(rounds.clock), {n: calls[timed.base] / calls[n] for n in others},
                    ratios("wall"), float(a), float(b))
+
+
+def decide_speedup(claim: Any, s: Speedup) -> Verdict:
+    """speedup as its test wires it: the claim's lesson factors and 'about' band (the negative controls call it
+    too)."""
+    return speedup(s, claim.t("lesson_factor"), about_factor=claim.t("about_factor"))
 
 
 def speedup(s: Speedup, lesson_factor: Mapping[str, float], *, about_factor: float) -> Verdict:
