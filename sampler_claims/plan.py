@@ -84,13 +84,15 @@ def claim_runs(claim: registry.Claim, *, quality: str, atlas: bool, trained: boo
     allowed = {"": True, "trained": trained, "atlas": atlas, "clip": quality == "clip"}
     own = [r for run in claim.runs.values() if allowed[run.only] and run.repeat != ROUNDS
            for r in expand(run, compatibles)]
-    out = list(own)
-    if any(run.repeat == ROUNDS for run in claim.runs.values()):
-        out += timing_runs()
-    declared_any = not claim.runs or own or out
-    if claim.needs_trained_model and declared_any:
+    # In the order the test makes them: its fixtures first (the quality control and convergence reference, the
+    # timing rounds), then its own runs.
+    out: list[RunSpec] = []
+    timed = any(run.repeat == ROUNDS for run in claim.runs.values())
+    if claim.needs_trained_model and (not claim.runs or own or timed):
         out += control_runs(claim, quality)
-    return out
+    if timed:
+        out += timing_runs()
+    return out + own
 
 
 def request_label(run: RunSpec) -> str:
@@ -228,9 +230,9 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
     plan = Plan(seeds, calibration=calibration, timing_min_s=min_time)
     compatibles = compatible_names(model_source)
     seen: set[Any] = set()
-    #: Images already planned per roster configuration (any roster length): a longer roster of the same
-    #: configuration costs only its extra seeds (the engine reuses the cached first ones).
-    on_roster: dict[Any, int] = {}
+    #: Roster lengths already planned per configuration: a longer roster of the same configuration costs only its
+    #: extra seeds (the engine reuses the cached first ones).
+    on_roster: dict[Any, set[int]] = {}
     for cid in dict.fromkeys(claim_ids):
         claim = registry.get(cid)
         g = plan.groups.setdefault(claim.group, GroupPlan(claim.group, []))
@@ -247,10 +249,15 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
             elif not run.cached:
                 key = (cid, run.name, run.config)
             elif run.seeds in ("roster", "claim"):
+                # As the engine's cache serves it: the same length is a hit, a longer request extends the longest
+                # shorter one made (only its extra seeds run), and a shorter one after a longer runs whole.
                 key = None
-                n, on_roster[run.config] = max(n - on_roster.get(run.config, 0), 0), max(n, on_roster.get(run.config, 0))
-                if not n:
+                made = on_roster.setdefault(run.config, set())
+                if n in made:
                     continue
+                shorter = max((k for k in made if k < n), default=0)
+                made.add(n)
+                n -= shorter
             else:
                 key = (run.config, run.seeds, claim.single_role if run.seeds == "single" else "")
             if key is not None:

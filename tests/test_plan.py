@@ -37,13 +37,17 @@ def test_a_generation_shared_by_claims_is_counted_once() -> None:
 
 def test_a_claim_paired_with_ddpm_plans_its_longer_roster_and_only_the_extra_seeds() -> None:
     """comparable-quality runs DDPM@1000, DDIM@50 and DPM-Solver@20 on DDPM_SEEDS x --seeds (its control, DPM-Solver
-    @200 and @5, on the roster); after sweet-spot, whose DPM-Solver@20 runs on a longer roster still, it counts none."""
+    @200 and @5, on the roster). As the engine's cache serves it, a longer roster after a shorter one costs its extra
+    seeds only, and a shorter one after a longer one runs whole: after sweet-spot, whose DPM-Solver@20 runs on a
+    longer roster still, comparable-quality's DPM-Solver@20 is made again; before it, sweet-spot pays only for the
+    seeds beyond comparable-quality's."""
     f, seeds = registry.DDPM_SEEDS.value, 8
     own = (1000 + 50 + 20) * 2 * seeds * f
     control = (200 + 5) * 2 * seeds
     assert planned(["comparable-quality"], seeds=seeds).evaluations == own + control
     alone = planned(["sweet-spot"], seeds=seeds).evaluations
-    assert planned(["sweet-spot", "comparable-quality"], seeds=seeds).evaluations == alone + own - 20 * 2 * seeds * f
+    assert planned(["sweet-spot", "comparable-quality"], seeds=seeds).evaluations == alone + own
+    assert planned(["comparable-quality", "sweet-spot"], seeds=seeds).evaluations == alone + own - 20 * 2 * seeds * f
 
 
 def test_sweet_spot_plans_its_scored_steps_on_the_longer_roster() -> None:
