@@ -1,84 +1,50 @@
-"""Exercise 2: DDIM determinism against DDPM stochasticity, at the lesson's 50 steps and 3 runs, the
-lesson's note that DDPM@50's lower quality is about step count, and interpolation in z_T space.
+"""Exercise 2: DDIM determinism against DDPM stochasticity, at the lesson's steps and runs (each claim's declared
+runs: sampler, steps, `repeat` runs, and a `mode` saying how the generators are driven between them), the lesson's
+note that DDPM@50's lower quality is about step count, and interpolation in z_T space.
 
 Every identity run here is a real, uncached pipeline call (explicit generators bypass the cache):
-identity between runs is the measurement, so a cache hit would prove nothing. Each configuration runs
-once per session through a module-scoped fixture and is shared by every claim that reads it.
+identity between runs is the measurement, so a cache hit would prove nothing. Each claim measures the runs it
+declares, so what it makes is what the plan counts for it (uncached runs are not shared between claims).
 """
 from __future__ import annotations
 
 import pytest
 
-from sampler_claims import registry
-from sampler_claims.engine import Request
 from sampler_claims.quality import match_rates
 from sampler_claims.rules.exercise2 import (
     INTERPOLATION_COLUMNS,
     MODES,
-    STEP_COUNT_CONFIGS,
     TABLE_COLUMNS,
     Runs,
+    decide_zt_interpolation,
     ddim_deterministic,
     ddim_depends_only_on_zT,
     ddim_eta,
-    ddpm_50_step_count,
     ddpm_noise_draws,
     ddpm_reproducible_when_reseeded,
     ddpm_stochastic,
+    judge_step_count,
     last_step_variance,
     measure_interpolation,
-    measure_runs,
+    measure_run,
     noise_draws,
+    sampler_label,
     seed_pairs,
-    zt_interpolation,
+    step_label,
 )
 from sampler_claims.verdict import inconclusive
 from sampler_claims.session import determinism_state
-from sampler_claims.schedulers import DDIM, DDPM, SchedulerSpec
 
 pytestmark = pytest.mark.exercise2
 
-#: The lesson's Exercise 2 setting: DDIM and DDPM straight from the stock config, 50 steps, 3 runs.
-STEPS = 50
-RUNS: int = registry.get("ddim-deterministic").t("runs")
 
-
-def _request(prompts, spec: SchedulerSpec, *, eta: float = 0.0, fixed_zT: bool = False) -> Request:
-    prompt, seed = prompts.single("exercise2")
-    return Request(spec, STEPS, (seed,), prompt, eta=eta, latents_seed=seed if fixed_zT else None)
-
-
-@pytest.fixture(scope="module")
-def ddim_reseeded(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDIM), RUNS, "reseed", "DDIM (eta=0), re-seeded")
-
-
-@pytest.fixture(scope="module")
-def ddpm_shared(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDPM), RUNS, "shared", "DDPM, one generator seeded once")
-
-
-@pytest.fixture(scope="module")
-def ddpm_reseeded(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDPM), RUNS, "reseed", "DDPM, re-seeded")
-
-
-@pytest.fixture(scope="module")
-def ddim_fixed_zT(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDIM, fixed_zT=True), RUNS, "shared",
-                        "DDIM (eta=0), same z_T, generator advancing")
-
-
-@pytest.fixture(scope="module")
-def ddpm_fixed_zT(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDPM, fixed_zT=True), RUNS, "shared",
-                        "DDPM, same z_T, generator advancing")
-
-
-@pytest.fixture(scope="module")
-def ddim_eta1_fixed_zT(engine, prompts) -> Runs:
-    return measure_runs(engine, _request(prompts, DDIM, eta=1.0, fixed_zT=True), RUNS, "shared",
-                        "DDIM (eta=1), same z_T, generator advancing")
+def measured(engine, runs, name: str) -> Runs:
+    """The claim's run `name`, measured: its `repeat` uncached runs on the exercise's one prompt and seed, the
+    generators driven as its `mode` says (z_T fixed from the seed for "fixed-zt")."""
+    run = runs[name]
+    _, (seed,) = runs.inputs(name)
+    request = runs.request(name, latents_seed=seed) if run.mode == "fixed-zt" else runs.request(name)
+    return measure_run(engine, run, request)
 
 
 def show(claim, r: Runs) -> None:
@@ -89,7 +55,7 @@ def show(claim, r: Runs) -> None:
 
 
 def record(claim, *runs: Runs) -> None:
-    claim.metric(**{r.label: r for r in runs}, steps=STEPS, runs=RUNS)
+    claim.metric(**{r.label: r for r in runs}, steps=runs[0].request.steps, runs=len(runs[0].runs))
     for r in runs:
         show(claim, r)
 
@@ -102,7 +68,8 @@ def mean_diff(r: Runs) -> str:
 
 # ------------------------------------------------------------------------------------ the claims
 @pytest.mark.claim("ddim-deterministic")
-def test_ddim_deterministic(claim, ddim_reseeded, settings):
+def test_ddim_deterministic(claim, engine, runs, settings):
+    ddim_reseeded = measured(engine, runs, "reseeded")
     v = ddim_deterministic(ddim_reseeded)
     record(claim, ddim_reseeded)
     claim.metric(device=settings.device, dtype=settings.dtype_name, determinism=determinism_state())
@@ -112,34 +79,39 @@ def test_ddim_deterministic(claim, ddim_reseeded, settings):
 
 
 @pytest.mark.claim("ddpm-stochastic")
-def test_ddpm_stochastic(claim, ddpm_shared):
+def test_ddpm_stochastic(claim, engine, runs):
+    ddpm_shared = measured(engine, runs, "stochastic")
     record(claim, ddpm_shared)
     claim.key(f"DDPM, one generator: {mean_diff(ddpm_shared)}")
     claim.decide(ddpm_stochastic(ddpm_shared, min_mean_abs_diff=claim.t("min_mean_abs_diff")))
 
 
 @pytest.mark.claim("ddim-depends-only-on-zT")
-def test_ddim_depends_only_on_zT(claim, ddim_fixed_zT, ddpm_fixed_zT):
+def test_ddim_depends_only_on_zT(claim, engine, runs):
+    ddim_fixed_zT, ddpm_fixed_zT = measured(engine, runs, "deterministic"), measured(engine, runs, "stochastic")
     record(claim, ddim_fixed_zT, ddpm_fixed_zT)
     claim.key(f"same z_T: DDIM {mean_diff(ddim_fixed_zT)}; DDPM {mean_diff(ddpm_fixed_zT)}")
     claim.decide(ddim_depends_only_on_zT(ddim_fixed_zT, ddpm_fixed_zT, min_mean_abs_diff=claim.t("min_mean_abs_diff")))
 
 
 @pytest.mark.claim("ddpm-noise-draws")
-def test_ddpm_noise_draws(claim, engine, ddpm_shared, ddim_reseeded):
-    t_last, var = last_step_variance(engine, DDPM, STEPS)
+def test_ddpm_noise_draws(claim, engine, runs):
+    ddpm_shared, ddim_reseeded = measured(engine, runs, "stochastic"), measured(engine, runs, "deterministic")
+    ddpm, ddim = runs["stochastic"], runs["deterministic"]
+    t_last, var = last_step_variance(engine, ddpm.spec(), ddpm.steps)
     m = noise_draws(ddpm_shared.runs[0], ddim_reseeded.runs[0], var)
     claim.metric(draws=m, per_run_ddpm=[r.draws for r in ddpm_shared.runs],
                  per_run_ddim=[r.draws for r in ddim_reseeded.runs])
-    claim.table("Random draws (diffusers randn_tensor calls) per pipeline call, 50 steps",
+    claim.table(f"Random draws (diffusers randn_tensor calls) per pipeline call, {ddpm.steps} steps",
                 ["sampler", "per call", "z_T", "per-step total", "steps drawing", "last step draws"],
-                [["DDPM", m.ddpm_draws, m.ddpm_zT, sum(m.ddpm_step_draws), f"{m.steps_drawing}/{m.steps}",
+                [[sampler_label(ddpm), m.ddpm_draws, m.ddpm_zT, sum(m.ddpm_step_draws), f"{m.steps_drawing}/{m.steps}",
                   m.last_step_draws],
-                 ["DDIM (eta=0)", m.ddim_draws, m.ddim_zT, sum(m.ddim_step_draws),
+                 [sampler_label(ddim), m.ddim_draws, m.ddim_zT, sum(m.ddim_step_draws),
                   f"{sum(1 for d in m.ddim_step_draws if d)}/{len(m.ddim_step_draws)}",
                   bool(m.ddim_step_draws and m.ddim_step_draws[-1])]])
     claim.series("Random draws per step", list(range(1, m.steps + 1)),
-                 {"DDPM": m.ddpm_step_draws, "DDIM (eta=0)": m.ddim_step_draws}, xlabel="step", ylabel="draws")
+                 {sampler_label(ddpm): m.ddpm_step_draws, sampler_label(ddim): m.ddim_step_draws}, xlabel="step",
+                 ylabel="draws")
     variance = "0" if var <= 1e-12 else f"{var:.2g}"
     claim.key(f"DDPM {m.ddpm_draws} draws/call ({m.ddpm_zT} z_T + {sum(m.ddpm_step_draws)} per-step; the last step "
               f"{'draws' if m.last_step_draws else 'does not draw'}, at variance {variance}); DDIM(eta=0) "
@@ -148,14 +120,16 @@ def test_ddpm_noise_draws(claim, engine, ddpm_shared, ddim_reseeded):
 
 
 @pytest.mark.claim("ddpm-reproducible-when-reseeded")
-def test_ddpm_reproducible_when_reseeded(claim, ddpm_reseeded):
+def test_ddpm_reproducible_when_reseeded(claim, engine, runs):
+    ddpm_reseeded = measured(engine, runs, "reseeded")
     record(claim, ddpm_reseeded)
     claim.key(f"DDPM re-seeded: {mean_diff(ddpm_reseeded)}")
     claim.decide(ddpm_reproducible_when_reseeded(ddpm_reseeded))
 
 
 @pytest.mark.claim("ddim-eta")
-def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
+def test_ddim_eta(claim, engine, runs):
+    ddim_eta1_fixed_zT, ddim_fixed_zT = measured(engine, runs, "with-noise"), measured(engine, runs, "deterministic")
     record(claim, ddim_fixed_zT, ddim_eta1_fixed_zT)
     claim.key(f"same z_T, advancing generator: eta=0 {mean_diff(ddim_fixed_zT)}; eta=1 {mean_diff(ddim_eta1_fixed_zT)}")
     claim.decide(ddim_eta(ddim_eta1_fixed_zT, ddim_fixed_zT, min_mean_abs_diff=claim.t("min_mean_abs_diff")))
@@ -163,18 +137,17 @@ def test_ddim_eta(claim, ddim_eta1_fixed_zT, ddim_fixed_zT):
 
 # ------------------------------------------------------------------------------------ ddpm-50-step-count
 @pytest.mark.claim("ddpm-50-step-count")
-def test_ddpm_50_step_count(claim, engine, claim_roster, quality_claim):
+def test_ddpm_50_step_count(claim, runs, claim_roster, quality_claim):
     q = quality_claim
-    gens = {name: engine.generate(claim_roster.request(spec, steps)) for name, (spec, steps) in STEP_COUNT_CONFIGS.items()}
+    by_run = {name: runs.generate(name) for name in runs.names()}
+    gens = {step_label(runs[name]): g for name, g in by_run.items()}  # as the report names them, e.g. DDPM@50
     margin = q.margin("comparable_margin")
     shown = min(3, len(claim_roster))
     claim.images(f"Same seeds: {', '.join(gens)}", [g.image(k) for k in range(shown) for g in gens.values()],
                  [f"{n}, seed {claim_roster.seeds[k]}" for k in range(shown) for n in gens])
 
     def rule(judge):
-        return ddpm_50_step_count({n: judge.scores(g) for n, g in gens.items()}, judge.control,
-                                  margin=judge.margin("comparable_margin"),
-                                  step_effect_margin=judge.t("step_effect_margin"), missing=judge.missing)
+        return judge_step_count(judge, by_run, runs)
 
     q.decide_if_no_metric(rule)
     scores = {name: q.scores(g) for name, g in gens.items()}
@@ -190,15 +163,15 @@ def test_ddpm_50_step_count(claim, engine, claim_roster, quality_claim):
 
 # ------------------------------------------------------------------------------------ zt-interpolation
 @pytest.mark.claim("zt-interpolation")
-def test_zt_interpolation(claim, engine, roster):
-    pairs, texts = seed_pairs(roster.seeds, roster.prompts)
+def test_zt_interpolation(claim, engine, runs):
+    texts, seeds = runs.inputs("deterministic")
+    pairs, texts = seed_pairs(seeds, texts)
     if not pairs:
         claim.decide(inconclusive("zt-interpolation needs at least 2 roster seeds (--seeds 2 or more)"))
-    kw = {"frames": claim.t("frames", int), "steps": claim.t("steps", int)}
-    ddim = measure_interpolation(engine, DDIM, pairs, texts, label="DDIM (eta=0)", **kw)
-    ddpm = measure_interpolation(engine, DDPM, pairs, texts, label="DDPM", **kw)
+    frames = claim.t("frames", int)
+    ddim = measure_interpolation(engine, runs["deterministic"], pairs, texts, frames=frames)
+    ddpm = measure_interpolation(engine, runs["stochastic"], pairs, texts, frames=frames)
     limit = claim.t("max_jump_ratio", float)
-    frames = len(ddim.frames)
     for p in range(min(2, len(pairs))):
         a, b = pairs[p]
         for row in (ddim, ddpm):
@@ -219,4 +192,4 @@ def test_zt_interpolation(claim, engine, roster):
               f"{sum(ddim.ends_equal(p) for p in range(n))}/{n}; DDPM: {sum(ddpm.intact(p, limit) for p in range(n))}"
               f"/{n} intact (ends {sum(ddpm.ends_equal(p) for p in range(n))}/{n}, smooth "
               f"{sum(ddpm.smooth(p, limit) for p in range(n))}/{n})")
-    claim.decide(zt_interpolation(ddim, ddpm, max_jump_ratio=limit, typical_share=claim.t("typical_share", float)))
+    claim.decide(decide_zt_interpolation(claim.t, ddim, ddpm))

@@ -133,7 +133,8 @@ def test_a_clip_stub_blind_to_the_image_cannot_pass_its_control(clip_folder):
     verdicts = [
         comparable_quality({"DDPM@1000": s, "DDIM@50": s, "DPM-Solver@20": s}, control, margin=m),
         ddpm_10_worse(s, s, control, margin=q.margin(registry.MUCH_WORSE.value)),
-        ddpm_50_step_count({"DDPM@1000": s, "DDIM@50": s, "DDPM@50": s}, control, margin=m, step_effect_margin=0.0),
+        ddpm_50_step_count({"DDPM@1000": s, "DDIM@50": s, "DDPM@50": s}, control, margin=m, step_effect_margin=0.0,
+                           roles=("DDPM@1000", "DDPM@50", "DDIM@50")),
         no_gain_past_25(s, s, control, margin=m),
         recommended_default(s, {20: s, 25: s}, {20: [0.01] * 4, 25: [0.01] * 4}, control, margin=m,
                             max_time_share=0.1),

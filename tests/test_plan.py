@@ -54,7 +54,8 @@ def test_sweet_spot_plans_its_scored_steps_on_the_longer_roster() -> None:
     """sweet-spot: the grid on the roster, and its scored step counts (5, 10, 20, 200) on SCORE_SEEDS x the roster,
     the roster's seeds counted once; its quality control (DPM-Solver@200 and @5 on the roster) adds nothing."""
     f, seeds = registry.SCORE_SEEDS.value, 8
-    grid, scored = (registry.get("sweet-spot").t(k) for k in ("step_counts", "scored_steps"))
+    runs = registry.get("sweet-spot").runs.values()
+    grid, scored = [r.steps for r in runs], [r.steps for r in runs if r.seeds == "claim"]
     expected = sum(grid) * 2 * seeds + sum(scored) * 2 * seeds * (f - 1)
     assert planned(["sweet-spot"], seeds=seeds).evaluations == expected
 

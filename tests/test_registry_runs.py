@@ -97,10 +97,10 @@ def test_the_timing_grid_that_runs_is_the_catalogue_entry(monkeypatch: pytest.Mo
 
 
 def test_an_unknown_threshold_name_lists_the_names_that_exist() -> None:
-    with pytest.raises(KeyError, match="has no threshold 'step_count'; it has: min_r2, max_overhead_share, step_counts"):
-        registry.get("linear-time").t("step_count")
+    with pytest.raises(KeyError, match="has no threshold 'min_r'; it has: min_r2, max_overhead_share"):
+        registry.get("linear-time").t("min_r")
     with pytest.raises(TypeError, match="not a Control"):
-        registry.get("linear-time").t("step_counts", Control)
+        registry.get("linear-time").t("min_r2", Control)
 
 
 def test_the_claims_that_pair_with_ddpm_run_on_the_longer_roster() -> None:

@@ -8,7 +8,7 @@ intervals) and the exact identity of the end frames with the seeds' own images.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,9 @@ import torch
 from ..counters import count_random_draws
 from ..engine import Engine, Request, cpu_generators
 from ..metrics import Difference, difference
-from ..schedulers import DDIM, DDPM, DDPM_TRAILING, SchedulerSpec, make_scheduler
+from ..names import LABELS, STOCHASTIC
+from ..runs import RunSpec
+from ..schedulers import SchedulerSpec, make_scheduler
 from ..verdict import (
     Interval,
     Separation,
@@ -121,6 +123,37 @@ def run_once(engine: Engine, request: Request, generators: list[torch.Generator]
     return Run(image=gen.image(0), latents=gen.latents, draws=draws.count, zT_draws=int(zT),
                step_draws=[int(s) for s in steps], generator_advanced=advanced, unet_calls=gen.unet_calls,
                seconds=gen.seconds, timesteps=gen.timesteps)
+
+
+#: How a declared run's `mode` drives the generators between its repetitions (Runs.mode): re-seeded before every
+#: run, or one generator seeded once and shared (with z_T fixed by `latents=` for "fixed-zt").
+GENERATORS = {"reseeded": "reseed", "shared-generator": "shared", "fixed-zt": "shared"}
+#: How the report names each mode, after the sampler.
+MODE_WORDS = {"reseeded": "re-seeded", "shared-generator": "one generator seeded once",
+              "fixed-zt": "same z_T, generator advancing"}
+
+
+def sampler_label(run: RunSpec) -> str:
+    """The sampler of a run as the report names it in Exercise 2: a deterministic sampler with its eta (the
+    lesson's sigma), e.g. 'DDIM (eta=0)'; a stochastic one bare, e.g. 'DDPM'."""
+    name = LABELS.get(run.sampler, run.sampler)
+    return name if run.sampler in STOCHASTIC else f"{name} (eta={run.eta:g})"
+
+
+def run_label(run: RunSpec) -> str:
+    """A repeated run's label: its sampler and how its generators are handled, e.g. 'DDPM, re-seeded'."""
+    return f"{sampler_label(run)}, {MODE_WORDS[run.mode]}" if run.mode in MODE_WORDS else sampler_label(run)
+
+
+def measure_run(engine: Engine, run: RunSpec, request: Request) -> Runs:
+    """A declared run's repetitions (`repeat`), its generators handled as its `mode` says; `request` is the run's
+    request over its one seed, with z_T fixed for a "fixed-zt" run (the test makes it: it knows the seed)."""
+    if run.mode not in GENERATORS:
+        raise ValueError(f"run {run.name!r}: mode {run.mode!r} does not say how to drive its generators; use one "
+                         f"of {', '.join(GENERATORS)}")
+    if (run.mode == "fixed-zt") != (request.latents_seed is not None):
+        raise ValueError(f"run {run.name!r}: a fixed-zt run needs latents_seed in its request, and only it")
+    return measure_runs(engine, request, int(run.repeat), GENERATORS[run.mode], run_label(run))
 
 
 def measure_runs(engine: Engine, request: Request, runs: int, mode: str, label: str = "") -> Runs:
@@ -258,23 +291,44 @@ def ddpm_noise_draws(m: NoiseDraws, *, min_draws: int) -> Verdict:
 
 
 # ============================================================================ ddpm-50-step-count
-#: The three configurations the claim compares, on the shared roster.
-STEP_COUNT_CONFIGS = {"DDPM@1000": (DDPM_TRAILING, 1000), "DDPM@50": (DDPM, 50), "DDIM@50": (DDIM, 50)}
+#: The claim's runs by the part each plays: the stochastic sampler at many steps, at the lesson's steps, and the
+#: deterministic sampler at those same steps.
+STEP_COUNT_RUNS = ("more-steps", "stochastic", "deterministic")
 
 
-def ddpm_50_step_count(scores: dict[str, Sequence[float]], control: Separation | None, *, margin: float,
-                       step_effect_margin: float = 0.0, missing: str = "") -> Verdict:
-    """'About step count, not stochastic vs deterministic': DDPM@1000 scores above DDPM@50 (the interval of
-    the paired gap above step_effect_margin), and DDIM@50 is within the comparable margin of DDPM@50
-    (stochasticity at equal steps makes no real difference)."""
+def step_label(run: RunSpec) -> str:
+    """A run as the lesson names a configuration, sampler at steps: 'DDPM@1000' (its scheduler overrides, which
+    make it runnable rather than different, left out)."""
+    return f"{LABELS.get(run.sampler, run.sampler)}@{run.steps}"
+
+
+def ddpm_50_step_count(scores: Mapping[str, Sequence[float]], control: Separation | None, *,
+                       roles: tuple[str, str, str], margin: float, step_effect_margin: float = 0.0,
+                       missing: str = "", at_steps: int | str = "equal") -> Verdict:
+    """'About step count, not stochastic vs deterministic': the stochastic sampler at more steps scores above it at
+    the lesson's steps (the interval of the paired gap above step_effect_margin), and the deterministic sampler at
+    equal steps is within the comparable margin of it (stochasticity at equal steps makes no real difference).
+    `roles` names the keys of `scores` in that order, e.g. ('DDPM@1000', 'DDPM@50', 'DDIM@50'); `at_steps` is the
+    step count the last two share, for the words."""
     if control is None:
         return inconclusive(missing or "no validated quality metric on this model")
-    steps = at_least(paired(scores["DDPM@1000"], scores["DDPM@50"], "DDPM@1000 - DDPM@50"), step_effect_margin,
-                     "step-count effect: score DDPM@1000 - DDPM@50")
-    stoch = equivalent(paired(scores["DDIM@50"], scores["DDPM@50"], "DDIM@50 - DDPM@50"), margin,
-                       "stochastic-vs-deterministic effect at 50 steps: score DDIM@50 - DDPM@50")
-    return gated(control, all_of([steps.named("DDPM@50 is worse than DDPM@1000"),
+    long, short, det = roles
+    steps = at_least(paired(scores[long], scores[short], f"{long} - {short}"), step_effect_margin,
+                     f"step-count effect: score {long} - {short}")
+    stoch = equivalent(paired(scores[det], scores[short], f"{det} - {short}"), margin,
+                       f"stochastic-vs-deterministic effect at {at_steps} steps: score {det} - {short}")
+    return gated(control, all_of([steps.named(f"{short} is worse than {long}"),
                                   stoch.named("and not because it is stochastic")], "ddpm-50-step-count"), missing)
+
+
+def judge_step_count(judge: Any, gens: Mapping[str, Any], runs: Mapping[str, RunSpec] | Any) -> Verdict:
+    """ddpm-50-step-count decided by one metric (sampler_claims.quality_claim.Judge) from its runs' generations by
+    run name (STEP_COUNT_RUNS): the wiring its test and its negative controls share."""
+    labels = tuple(step_label(runs[name]) for name in STEP_COUNT_RUNS)
+    scores = {label: judge.scores(gens[name]) for label, name in zip(labels, STEP_COUNT_RUNS)}
+    return ddpm_50_step_count(scores, judge.control, roles=labels, margin=judge.margin("comparable_margin"),  # type: ignore[arg-type]
+                              step_effect_margin=judge.t("step_effect_margin"), missing=judge.missing,
+                              at_steps=runs[STEP_COUNT_RUNS[1]].steps)
 
 
 # ============================================================================ zt-interpolation
@@ -366,10 +420,9 @@ def seed_pairs(seeds: Sequence[int], prompts: Sequence[str]) -> tuple[list[tuple
     return [(int(seeds[2 * i]), int(seeds[2 * i + 1])) for i in range(k)], [prompts[2 * i] for i in range(k)]
 
 
-def measure_interpolation(engine: Engine, spec: SchedulerSpec, pairs: Sequence[tuple[int, int]],
-                          prompts: Sequence[str], *, frames: int, steps: int, eta: float = 0.0,
-                          label: str = "") -> Interpolation:
-    """Frames along the slerp path between each pair's z_T, one batch per frame (every pair), with one CPU
+def measure_interpolation(engine: Engine, run: RunSpec, pairs: Sequence[tuple[int, int]],
+                          prompts: Sequence[str], *, frames: int, label: str = "") -> Interpolation:
+    """The declared run `run` (sampler, steps, eta, guidance) along slerp paths: frames along the slerp path between each pair's z_T, one batch per frame (every pair), with one CPU
     generator per image re-seeded with the pair's first seed for every frame, so a sampler that draws per-step
     noise gets the same stream on every frame; and each seed's own image, generated the ordinary way (z_T drawn
     from its generator) in the same batch shape, so identity is compared like for like (diffusers #2659)."""
@@ -381,7 +434,7 @@ def measure_interpolation(engine: Engine, spec: SchedulerSpec, pairs: Sequence[t
     prompt = tuple(prompts)
 
     def own(seeds: tuple[int, ...]) -> np.ndarray:
-        g = engine.generate(Request(spec, steps, seeds, prompt, eta=eta), generators=cpu_generators(seeds))
+        g = engine.generate(run.request(seeds, prompt), generators=cpu_generators(seeds))
         return np.asarray(g.images)
 
     z0 = torch.cat([engine.initial_latents(s, 1) for s in first])
@@ -390,11 +443,9 @@ def measure_interpolation(engine: Engine, spec: SchedulerSpec, pairs: Sequence[t
     for k in range(frames):
         z = slerp(z0, z1, k / (frames - 1))
         with given_zT(engine, z):
-            g = engine.generate(Request(spec, steps, first, prompt, eta=eta, latents_seed=first[0]),
-                                generators=cpu_generators(first))
+            g = engine.generate(run.request(first, prompt, latents_seed=first[0]), generators=cpu_generators(first))
         out.append(np.asarray(g.images))
-    return Interpolation(label or f"{spec.label}{f' (eta={eta:g})' if spec.name == 'ddim' else ''}",
-                         list(pairs), list(prompts), out, own(first), own(second))
+    return Interpolation(label or sampler_label(run), list(pairs), list(prompts), out, own(first), own(second))
 
 
 def _in_seeds(iv: Interval, v: Verdict) -> Verdict:
@@ -434,4 +485,11 @@ def zt_interpolation(ddim: Interpolation, ddpm: Interpolation, *, max_jump_ratio
                                          f"{min(d_ratios):.2f}-{max(d_ratios):.2f}): share"))
     v = all_of([ends_v.named(f"{ddim.label} ends on the seeds' images"), smooth_v.named(f"{ddim.label} path smooth"),
                 breaks_v.named(f"{ddpm.label} breaks the path")], "interpolation in z_T")
-    return Verdict(v.verdict, v.reason, {**v.numbers, "ddim": ddim.as_dict(), "ddpm": ddpm.as_dict()}, v.seeds_needed)
+    return Verdict(v.verdict, v.reason, {**v.numbers, "deterministic": ddim.as_dict(), "stochastic": ddpm.as_dict()}, v.seeds_needed)
+
+
+def decide_zt_interpolation(t: Any, ddim: Interpolation, ddpm: Interpolation) -> Verdict:
+    """zt-interpolation decided with its entry's thresholds (`t`: the claim's threshold accessor): the wiring its
+    test and its negative controls share."""
+    return zt_interpolation(ddim, ddpm, max_jump_ratio=float(t("max_jump_ratio")),
+                            typical_share=float(t("typical_share")))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import ssim
-from ..schedulers import DPM  # noqa: F401 - the sampler of Exercise 3, re-exported for its claims
+from ..runs import RunSpec
 from ..timing import Rounds
 from ..verdict import (
     Interval,
@@ -79,42 +79,108 @@ def per_seed_ssim(images: np.ndarray, reference: np.ndarray) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------- sweet-spot
-def sweet_spot(scores: Mapping[int, Sequence[float]] | None, ssim_to_20: Mapping[int, Sequence[float]],
+#: What sweet-spot's seed sets mean: the runs on the claim's longer roster are the scored ones.
+SCORED = "claim"
+
+
+@dataclass(frozen=True)
+class SweetSpotGrid:
+    """sweet-spot's step counts by the part the lesson gives each, from the claim's runs: the scored runs in order
+    of steps are garbled, recognizable, good and the converged reference; every step count of the grid above
+    'good' is compared with it by SSIM ('nearly indistinguishable')."""
+
+    garbled: int
+    recognizable: int
+    good: int
+    converged: int
+    #: Every step count of the grid, ascending (the images and the SSIM-to-converged curve).
+    steps: tuple[int, ...]
+
+    @property
+    def beyond(self) -> tuple[int, ...]:
+        """The step counts compared with 'good' by SSIM: every one above it."""
+        return tuple(s for s in self.steps if s > self.good)
+
+    @property
+    def scored(self) -> tuple[int, ...]:
+        return (self.garbled, self.recognizable, self.good, self.converged)
+
+    @classmethod
+    def of(cls, runs: Mapping[str, RunSpec]) -> SweetSpotGrid:
+        """From the claim's declared runs (name -> RunSpec): the scored ones are those on its longer roster."""
+        scored = sorted(r.steps for r in runs.values() if r.seeds == SCORED)
+        if len(scored) != 4 or len(set(scored)) != 4:
+            raise ValueError(f"sweet-spot needs four runs with seeds = {SCORED!r} at different step counts (garbled, "
+                             f"recognizable, good, converged), its catalogue entry declares {scored}")
+        steps = tuple(sorted({r.steps for r in runs.values()}))
+        if max(steps) != scored[-1]:
+            raise ValueError(f"sweet-spot's converged reference ({scored[-1]} steps, the most steps scored) must be "
+                             f"its grid's largest step count, not {max(steps)}")
+        return cls(*scored, steps=steps)
+
+    @classmethod
+    def infer(cls, scores: Mapping[int, Sequence[float]] | None,
+              ssim_to_good: Mapping[int, Sequence[float]]) -> SweetSpotGrid | None:
+        """The grid a rule call's inputs imply (scores for the four scored step counts), or None without scores."""
+        if scores is None:
+            return None
+        garbled, recognizable, good, converged = sorted(scores)
+        return cls(garbled, recognizable, good, converged, tuple(sorted({*scores, *ssim_to_good})))
+
+
+def sweet_spot(scores: Mapping[int, Sequence[float]] | None, ssim_to_good: Mapping[int, Sequence[float]],
                control: Separation | None, t: Any, missing: str = "", *, margin: Any = None,
-               reference: Any = None) -> Verdict:
+               reference: Any = None, grid: SweetSpotGrid | None = None) -> Verdict:
     """The lesson's four statements of Exercise 3, each decided by its interval; all must hold.
 
-    scores: checker score per seed for each step count (the top one is the converged reference);
-    ssim_to_20: per seed, SSIM of the 50..200-step images to the 20-step image. The quality statements
-    are gated by the run's quality control; the similarity statement needs no checker.
+    scores: checker score per seed for each scored step count (grid.scored; the top one is the converged
+    reference); ssim_to_good: per seed, SSIM of the images above the 'good' step count (grid.beyond) to the
+    'good' image. The quality statements are gated by the run's quality control; the similarity statement needs no
+    checker. grid: the step counts by part (SweetSpotGrid.of the claim's runs; without it, from the keys).
     margin: maps a checker-scale margin to the metric's scale (Quality.margin; identity by default);
     reference: the convergence ReferenceCheck of the CLIP path: statements against the reference decide
     only if it is converged (convergence.gated_reference).
     """
     from ..convergence import gated_reference
 
+    g = grid or SweetSpotGrid.infer(scores, ssim_to_good)
     m = margin or (lambda x: x)
-    grid = sorted(ssim_to_20)
+    beyond = sorted(ssim_to_good)
+    good = "the good step count" if g is None else f"{g.good} steps"
     parts = []
-    if scores is None:
-        parts.append(inconclusive(missing or "no checker on this model: 5/10/20-step quality statements undecided"))
+    if scores is None or g is None:
+        what = "the" if g is None else f"{g.garbled}/{g.recognizable}/{g.good}-step"
+        parts.append(inconclusive(missing or f"no checker on this model: {what} quality statements undecided"))
     else:
-        ref = max(scores)
+        ref = g.converged
 
         def gap(steps: int) -> Interval:
             return paired(scores[ref], scores[steps], f"score@{ref} - score@{steps}")
 
         quality = all_of([
-            at_least(gap(5), m(t("garbled_margin")), f"5 steps garbled: score@{ref} - score@5").named("5 garbled"),
-            at_most(gap(10), m(t("recognizable_margin")), f"10 steps recognizable: score@{ref} - score@10")
-            .named("10 recognizable"),
-            at_most(gap(20), m(t("good_margin")), f"20 steps good: score@{ref} - score@20").named("20 good"),
+            at_least(gap(g.garbled), m(t("garbled_margin")),
+                     f"{g.garbled} steps garbled: score@{ref} - score@{g.garbled}").named(f"{g.garbled} garbled"),
+            at_most(gap(g.recognizable), m(t("recognizable_margin")),
+                    f"{g.recognizable} steps recognizable: score@{ref} - score@{g.recognizable}")
+            .named(f"{g.recognizable} recognizable"),
+            at_most(gap(g.good), m(t("good_margin")), f"{g.good} steps good: score@{ref} - score@{g.good}")
+            .named(f"{g.good} good"),
         ])
         parts.append(gated_reference(reference, gated(control, quality, missing)))
-    similar = all_of([at_least(t_interval(ssim_to_20[s]), t("indistinct_min_ssim"), f"SSIM({s} steps, 20 steps)")
-                      for s in grid]).named("50-200 nearly indistinguishable from 20")
+    similar = all_of([at_least(t_interval(ssim_to_good[s]), t("indistinct_min_ssim"), f"SSIM({s} steps, {good})")
+                      for s in beyond]).named(f"{beyond[0]}-{beyond[-1]} nearly indistinguishable from "
+                                              f"{good.removesuffix(' steps')}")
     parts.append(similar)
     return all_of(parts, "sweet spot")
+
+
+def judge_sweet_spot(judge: Any, scored: Mapping[int, Any], ssim_to_good: Mapping[int, Sequence[float]],
+                     grid: SweetSpotGrid) -> Verdict:
+    """sweet-spot decided by one metric (sampler_claims.quality_claim.Judge) from the scored generations by step
+    count and the SSIM of the images beyond 'good' to it: the wiring its test and its negative controls share."""
+    scores = {s: judge.scores(g) for s, g in scored.items()} if judge.control is not None else None
+    return sweet_spot(scores, ssim_to_good, judge.control, judge.t, missing=judge.missing, margin=judge.scale,
+                      reference=judge.reference, grid=grid)
 
 
 # ----------------------------------------------------------------------------------------- linear-time
@@ -199,17 +265,35 @@ def linear_time(fits: LineFits, *, min_r2: float, max_overhead_share: float,
 
 
 # ----------------------------------------------------------------------------------------- no-gain-past-25
-def no_gain_past_25(score_200: Sequence[float], score_25: Sequence[float], control: Separation | None, *,
-                    reference: Any = None,
-                    margin: float, missing: str = "") -> Verdict:
-    """'200 steps not meaningfully better than 25': the paired gain score@200 - score@25 stays under the
-    comparable margin (one-sided: 25 steps being as good or better is fine)."""
+def no_gain_past_25(score_more: Sequence[float], score_fewer: Sequence[float], control: Separation | None, *,
+                    reference: Any = None, margin: float, missing: str = "",
+                    steps: tuple[int, int] | None = None) -> Verdict:
+    """'200 steps not meaningfully better than 25': the paired gain score@more - score@fewer stays under the
+    comparable margin (one-sided: fewer steps being as good or better is fine). `steps` = (more, fewer), the
+    runs' step counts, for the words."""
     if control is None:
         return inconclusive(missing or "no validated quality metric on this model")
-    gain = paired(score_200, score_25, "score@200 - score@25")
+    more, fewer = steps or ("more", "fewer")
+    gain = paired(score_more, score_fewer, f"score@{more} - score@{fewer}")
     from ..convergence import gated_reference
 
-    return gated_reference(reference, gated(control, at_most(gain, margin, "gain of 200 over 25 steps"), missing))
+    return gated_reference(reference, gated(control, at_most(gain, margin, f"gain of {more} over {fewer} steps"),
+                                            missing))
+
+
+#: no-gain-past-25's runs: the same sampler at the lesson's fewer steps and at more.
+NO_GAIN_RUNS = ("dpm-solver-25", "dpm-solver-200")
+
+
+def judge_no_gain(judge: Any, gens: Mapping[str, Any], runs: Mapping[str, RunSpec] | Any) -> Verdict:
+    """no-gain-past-25 decided by one metric (sampler_claims.quality_claim.Judge) from its runs' generations by run
+    name (NO_GAIN_RUNS): the wiring its test and its negative controls share."""
+    fewer, more = NO_GAIN_RUNS
+    if judge.control is None:
+        return no_gain_past_25([], [], None, margin=judge.margin("comparable_margin"), missing=judge.missing)
+    return no_gain_past_25(judge.scores(gens[more]), judge.scores(gens[fewer]), judge.control,
+                           margin=judge.margin("comparable_margin"), reference=judge.reference,
+                           steps=(runs[more].steps, runs[fewer].steps))
 
 
 def knee_of(step_counts: Sequence[int], values: Sequence[float], eps: float = 0.02) -> int | None:
