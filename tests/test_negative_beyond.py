@@ -319,3 +319,31 @@ def test_the_corrected_step_is_the_stock_step_where_the_stock_step_lands(engine)
     differ = [engine.generate(Request(SchedulerSpec.of(n, timestep_spacing="linspace"), 5, (0,), "a red circle"))
               for n in ("ddim", "ddim-next")]
     assert not torch.equal(differ[0].latents, differ[1].latents)
+
+
+@pytest.mark.negative_of("default-on-front")
+def test_the_atlas_makes_the_declared_runs_and_lists_what_it_could_not(engine):
+    """The atlas is default-on-front's declared runs, scheduler by scheduler: each made through the given function
+    (the claim's runs fixture), its calls counted; a scheduler that cannot be made, and a compatible one without
+    runs, are listed with why, never dropped."""
+    from types import SimpleNamespace
+
+    from sampler_claims.atlas import compatible, run_atlas
+    from sampler_claims.engine import Request
+
+    declared = [r for r in registry.get("default-on-front").runs.values() if r.sampler == "ddim"][:2]
+    runs = [replace(r, steps=s) for r, s in zip(declared, (2, 3))] + [replace(declared[0], sampler="no-such")]
+    made = []
+
+    def generate(run):  # noqa: ANN001, ANN202
+        made.append(run.name)
+        return engine.generate(Request(run.spec(), run.steps, (0,), "a red circle"))
+
+    reference = generate(runs[0])
+    made.clear()
+    quality = SimpleNamespace(scores=lambda gen: None)
+    atlas = run_atlas(engine, runs, generate, quality, reference)
+    assert [(p.scheduler, p.steps, p.calls) for p in atlas.points] == [("ddim", 2, 2), ("ddim", 3, 3)]
+    assert made == [runs[0].name, runs[1].name]
+    assert "no-such" in atlas.failed
+    assert all(n in atlas.failed for n in compatible(engine) if n != "ddim")
