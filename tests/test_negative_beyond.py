@@ -84,7 +84,7 @@ def test_default_on_front_turns_at_the_comparable_margin(factor, verdict):
     """Through the claim's wiring (its catalogue margin and share of calls, on the checker's scale): a sampler at half
     the calls 1.5x the margin worse leaves the default on the front; 0.8x the margin worse, or any better, reaches its
     quality and refutes it. Halving or doubling the margin, or flipping its sign, turns one of these."""
-    margin = FRONT.t("comparable_margin")
+    margin = registry.COMPARABLE.value  # as its argument computes it, not as the entry states it: an edit shows
     atlas, default = _atlas(0.0)
     atlas.points[0] = AtlasPoint("ddim", 10, 10, 0.5, 0.5, shifted(default.scores, factor * margin, sd=0.005,
                                                                     seed=2))
