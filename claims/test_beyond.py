@@ -80,7 +80,7 @@ def test_default_on_front(claim, request, engine, roster, runs, quality_claim):
 
 @pytest.mark.claim("final-sigma-zero")
 def test_final_sigma_zero(claim, engine, roster, runs):
-    compared = final_sigma_runs(claim)  # ends at sigma_min, then at zero
+    compared = final_sigma_runs(runs.claim)  # ends at sigma_min, then at zero
     ends = {n: dict(runs[n].overrides)["final_sigmas_type"] for n in compared}
     gens = {n: runs.generate(n) for n in compared}
     noise = {n: noise_per_image(g.images) for n, g in gens.items()}
@@ -96,16 +96,16 @@ def test_final_sigma_zero(claim, engine, roster, runs):
     claim.metric(noise={ends[n]: float(np.mean(v)) for n, v in noise.items()}, difference=diff, control=control)
     claim.key(f"residual noise {ends[compared[0]]} − {ends[compared[1]]} {diff.mean:+.3f} [{diff.low:+.3f}, "
               f"{diff.high:+.3f}] /255")
-    claim.decide(decide_final_sigma_zero(claim, noise, control))
+    claim.decide(decide_final_sigma_zero(runs.claim, noise, control))
 
 
 def _gain(claim, runs, q, option: str, what: str):
     """The claim's runs with option=True against option=False (else the same config), paired by step count."""
-    pairs = option_pairs(claim, option)
+    pairs = option_pairs(runs.claim, option)
     steps = list(pairs)
     gens = {n: runs.generate(n) for pair in pairs.values() for n in pair}
     if q.control is None:
-        claim.decide(decide_gain(claim, option, {}, None, what, missing=q.quality.missing))
+        claim.decide(decide_gain(runs.claim, option, {}, None, what, missing=q.quality.missing))
     scores = {n: q.scores(g) for n, g in gens.items()}
     sw = {s: scores[w] for s, (w, _) in pairs.items()}
     so = {s: scores[wo] for s, (_, wo) in pairs.items()}
@@ -116,7 +116,7 @@ def _gain(claim, runs, q, option: str, what: str):
                   f"{gains[s].mean:+.4f} [{gains[s].low:+.4f}, {gains[s].high:+.4f}]"] for s in steps])
     claim.metric(gains=gains, control=q.control)
     claim.key(", ".join(f"{s} steps {g.mean:+.3f}" for s, g in gains.items()) + f" score gain with {what}")
-    claim.decide(decide_gain(claim, option, scores, q.control, what))
+    claim.decide(decide_gain(runs.claim, option, scores, q.control, what))
 
 
 @pytest.mark.claim("karras-sigmas-few-steps")
