@@ -162,9 +162,9 @@ def decide_coarse_to_fine(claim: Any, per_seed_ok: Sequence[bool]) -> Verdict:
 
 
 def ddpm_10_worse(better: Sequence[float], worse: Sequence[float], control: Separation | None, *, margin: float,
-                  labels: tuple[str, str], missing: str = "") -> Verdict:
-    """'Much worse' = the paired score gap better - worse (the claim's first run's label, then its second's, e.g.
-    DDIM@10 - DDPM@10) has its interval at or above the margin."""
+                  labels: tuple[str, str] = ("better", "worse"), missing: str = "") -> Verdict:
+    """'Much worse' = the paired score gap better - worse (`labels`: the claim's first run's label, then its
+    second's, e.g. DDIM@10 - DDPM@10, as its test passes them) has its interval at or above the margin."""
     if control is None:
         return inconclusive(missing or "no validated quality metric on this model")
     what = f"{labels[0]} - {labels[1]}"
