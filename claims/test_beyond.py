@@ -1,6 +1,7 @@
 """Beyond the lesson: the sampler atlas and default-on-front (opt-in: --atlas), three diffusers pitfalls
 (final sigma, Karras sigmas, lower-order final steps), the sweet spot against the guidance scale, steps against
-U-Net calls, and where DDIM's step lands. Rules in sampler_claims/rules/beyond.py."""
+U-Net calls, and where DDIM's step lands. Each test makes the runs its catalogue entry declares
+(sampler_claims/catalogue/beyond.toml), by name; rules in sampler_claims/rules/beyond.py."""
 from __future__ import annotations
 
 import time
@@ -9,42 +10,44 @@ import numpy as np
 import pytest
 
 from sampler_claims.atlas import AtlasPoint, compatible, pareto_front, run_atlas
-from sampler_claims.engine import DEFAULT_GUIDANCE
+from sampler_claims.catalogue import expand
 from sampler_claims.metrics import difference
-from sampler_claims.quality import Roster, noise_per_image
-from sampler_claims.registry import Run
+from sampler_claims.quality import noise_per_image
 from sampler_claims.rules.beyond import (
-    DEFAULT,
     StepEffect,
     calls_to_reach_converged,
     count_calls,
     ddim_step_lands,
-    default_on_front,
+    decide_default_on_front,
+    decide_final_sigma_zero,
+    decide_gain,
+    decide_sweet_spot_guidance,
     evaluations_per_step,
-    final_sigma_zero,
-    gain_at_steps,
-    knee_at,
+    final_sigma_runs,
+    knee_of,
+    option_pairs,
     probe_ddim_step,
     steps_are_calls,
-    sweet_spot_guidance,
 )
 from sampler_claims.rules.exercise3 import per_seed_ssim
 from sampler_claims.rules.exercise4 import decoded_batch, noise_control
-from sampler_claims.schedulers import DDIM, LABELS, SchedulerSpec, short_name
+from sampler_claims.schedulers import LABELS, short_name
 from sampler_claims.verdict import t_interval
 
 pytestmark = pytest.mark.beyond
 
 
 @pytest.mark.claim("default-on-front")
-def test_default_on_front(claim, request, engine, roster, quality_claim):
+def test_default_on_front(claim, request, engine, roster, runs, quality_claim):
     if not request.config.getoption("--atlas"):
         claim.skip("the sampler atlas is opt-in: run with --atlas (about 3-5 minutes on a 2-core CPU)")
     q = quality_claim
-    atlas = run_atlas(engine, roster, q.quality, q.good, claim.t("calls_grid", tuple))
+    grid = [runs[n] for n in runs.names(only="atlas") if n != "default"]
+    atlas = run_atlas(engine, grid, lambda run: runs.generate(run.name), q.quality, q.good)
     # The default itself, whatever step the grid landed DPM-Solver++ on (a cache hit: the roster already has it).
-    g = engine.generate(roster.request(SchedulerSpec.of(DEFAULT[0]), DEFAULT[1]))
-    default = AtlasPoint(DEFAULT[0], DEFAULT[1], g.unet_calls, g.seconds, g.cpu_seconds, q.scores(g))
+    g = runs.generate("default")
+    default = AtlasPoint(runs["default"].sampler, runs["default"].steps, g.unet_calls, g.seconds, g.cpu_seconds,
+                         q.scores(g))
     claim.metric(atlas=atlas, default=default.as_dict(), control=q.control)
     for cost, unit in (("calls", "U-Net calls per image"), ("seconds", "seconds per batch")):
         groups = {}
@@ -72,39 +75,40 @@ def test_default_on_front(claim, request, engine, roster, quality_claim):
     front = pareto_front(atlas.points)
     claim.key(f"{len({p.scheduler for p in atlas.points})} schedulers ran, {len(atlas.failed)} could not; "
               f"front by calls: " + ", ".join(p.label for p in front))
-    claim.decide(default_on_front(atlas, default, q.control, margin=q.margin("comparable_margin"),
-                                  half_the_calls=claim.t("half_the_calls"), missing=q.quality.missing))
+    claim.decide(decide_default_on_front(q.judge, atlas, default))
 
 
 @pytest.mark.claim("final-sigma-zero")
-def test_final_sigma_zero(claim, engine, roster):
-    steps = claim.t("steps")
-    gens = {k: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", final_sigmas_type=k), steps))
-            for k in ("sigma_min", "zero")}
-    noise = {k: noise_per_image(g.images) for k, g in gens.items()}
-    early = decoded_batch(engine, engine.generate(roster.request(DDIM, 10, capture=True)))[0]
-    control = noise_control(early, engine.generate(roster.request(DDIM, 10, capture=True)).images)
-    diff = t_interval([a - b for a, b in zip(noise["sigma_min"], noise["zero"])])
+def test_final_sigma_zero(claim, engine, roster, runs):
+    compared = final_sigma_runs(runs.claim)  # ends at sigma_min, then at zero
+    ends = {n: dict(runs[n].overrides)["final_sigmas_type"] for n in compared}
+    gens = {n: runs.generate(n) for n in compared}
+    noise = {n: noise_per_image(g.images) for n, g in gens.items()}
+    trajectory = runs.generate("noise-control")
+    control = noise_control(decoded_batch(engine, trajectory)[0], trajectory.images)
+    diff = t_interval([a - b for a, b in zip(noise[compared[0]], noise[compared[1]])])
     shown = min(3, len(roster))
-    claim.images(f"DPM-Solver++@{steps}: final_sigmas_type 'sigma_min' (top) and 'zero' (bottom)",
-                 [gens[k].image(i) for k in gens for i in range(shown)],
-                 [f"{k}, seed {roster.seeds[i]}" for k in gens for i in range(shown)])
-    claim.metric(noise={k: float(np.mean(v)) for k, v in noise.items()}, difference=diff, control=control)
-    claim.key(f"residual noise sigma_min − zero {diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] /255")
-    claim.decide(final_sigma_zero(noise["sigma_min"], noise["zero"], control))
+    first = runs[compared[0]]
+    claim.images(f"{LABELS[first.sampler]}++@{first.steps}: final_sigmas_type '{ends[compared[0]]}' (top) and "
+                 f"'{ends[compared[1]]}' (bottom)",
+                 [gens[n].image(i) for n in gens for i in range(shown)],
+                 [f"{ends[n]}, seed {roster.seeds[i]}" for n in gens for i in range(shown)])
+    claim.metric(noise={ends[n]: float(np.mean(v)) for n, v in noise.items()}, difference=diff, control=control)
+    claim.key(f"residual noise {ends[compared[0]]} − {ends[compared[1]]} {diff.mean:+.3f} [{diff.low:+.3f}, "
+              f"{diff.high:+.3f}] /255")
+    claim.decide(decide_final_sigma_zero(runs.claim, noise, control))
 
 
-def _gain(claim, engine, roster, q, option: str, base: dict, what: str):
-    """DPM-Solver++ with option=True against option=False (else the same config), at the claim's step counts."""
-    steps = claim.t("steps", tuple)
-    with_ = {s: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", **{option: True}, **base), s))
-             for s in steps}
-    without = {s: engine.generate(roster.request(SchedulerSpec.of("dpm-solver", **{option: False}, **base), s))
-               for s in steps}
+def _gain(claim, runs, q, option: str, what: str):
+    """The claim's runs with option=True against option=False (else the same config), paired by step count."""
+    pairs = option_pairs(runs.claim, option)
+    steps = list(pairs)
+    gens = {n: runs.generate(n) for pair in pairs.values() for n in pair}
     if q.control is None:
-        claim.decide(gain_at_steps({}, {}, None, what, missing=q.quality.missing))
-    sw = {s: q.scores(g) for s, g in with_.items()}
-    so = {s: q.scores(g) for s, g in without.items()}
+        claim.decide(decide_gain(runs.claim, option, {}, None, what, missing=q.quality.missing))
+    scores = {n: q.scores(g) for n, g in gens.items()}
+    sw = {s: scores[w] for s, (w, _) in pairs.items()}
+    so = {s: scores[wo] for s, (_, wo) in pairs.items()}
     gains = {s: t_interval([a - b for a, b in zip(sw[s], so[s])]) for s in steps}
     claim.table(f"{q.metric} with and without {what} (paired by seed)",
                 ["steps", "with", "without", "gain [95%]"],
@@ -112,58 +116,75 @@ def _gain(claim, engine, roster, q, option: str, base: dict, what: str):
                   f"{gains[s].mean:+.4f} [{gains[s].low:+.4f}, {gains[s].high:+.4f}]"] for s in steps])
     claim.metric(gains=gains, control=q.control)
     claim.key(", ".join(f"{s} steps {g.mean:+.3f}" for s, g in gains.items()) + f" score gain with {what}")
-    claim.decide(gain_at_steps(sw, so, q.control, what))
+    claim.decide(decide_gain(runs.claim, option, scores, q.control, what))
 
 
 @pytest.mark.claim("karras-sigmas-few-steps")
-def test_karras_sigmas_few_steps(claim, engine, roster, quality_claim):
-    _gain(claim, engine, roster, quality_claim, "use_karras_sigmas", {}, "Karras sigmas")
+def test_karras_sigmas_few_steps(claim, runs, quality_claim):
+    _gain(claim, runs, quality_claim, "use_karras_sigmas", "Karras sigmas")
 
 
 @pytest.mark.claim("lower-order-final")
-def test_lower_order_final(claim, engine, roster, quality_claim):
-    # diffusers forces lower_order_final=True with final_sigmas_type='zero' (its default): compare at sigma_min.
-    _gain(claim, engine, roster, quality_claim, "lower_order_final", {"final_sigmas_type": "sigma_min"},
-          "lower_order_final")
+def test_lower_order_final(claim, runs, quality_claim):
+    # diffusers forces lower_order_final=True with final_sigmas_type='zero' (its default): the runs are at sigma_min.
+    _gain(claim, runs, quality_claim, "lower_order_final", "lower_order_final")
+
+
+def guidance_grid(runs) -> dict[float, dict[int, str]]:
+    """sweet-spot-guidance's runs by guidance (ascending), then by steps (ascending): the most steps at each guidance is
+    its converged reference, and every guidance has the same step counts (else a usage error naming them)."""
+    out: dict[float, dict[int, str]] = {}
+    for name in runs.names():
+        out.setdefault(runs[name].guidance, {})[runs[name].steps] = name
+    out = {g: dict(sorted(by.items())) for g, by in sorted(out.items())}
+    grids = {tuple(by) for by in out.values()}
+    if len(grids) != 1:
+        raise ValueError(f"claim {runs.claim.id!r}: every guidance needs the same step counts, the runs have "
+                         f"{ {g: list(by) for g, by in out.items()} }")
+    return out
 
 
 @pytest.mark.claim("sweet-spot-guidance")
-def test_sweet_spot_guidance(claim, engine, roster):
-    ref, grid, margin = claim.t("reference", Run), claim.t("step_counts", tuple), claim.t("knee_ssim", float)
-    k = min(claim.t("seeds", int), len(roster))
-    spec = SchedulerSpec.of(ref.sampler)
-    few = Roster(roster.prompts[:k], roster.seeds[:k])
+def test_sweet_spot_guidance(claim, engine, roster, runs):
+    by_guidance = guidance_grid(runs)
+    *grid, ref_steps = next(iter(by_guidance.values()))
+    grid = tuple(grid)
+    margin = claim.t("knee_ssim", float)
+    # Every guidance is measured on the first k seeds: those of the runs off the roster (8), fewer if --seeds is.
+    fixed = {runs[n].seeds for by in by_guidance.values() for n in by.values() if isinstance(runs[n].seeds, int)}
+    k = min([*fixed, len(roster)])
+    ref_label = runs[next(iter(by_guidance.values()))[ref_steps]].label.split(" (")[0]
     knees, curves, shown = [], {}, []
     # What this claim adds to a run: its time less the roster's generations it happened to make first (a serial
     # run reaches it before sweet-spot, which would make them otherwise).
     start, cpu_start, shared = time.perf_counter(), time.process_time(), [0.0, 0.0]
-    for g in claim.t("guidances", tuple):
-        # At the roster's own guidance the generations are the roster's (made once for every roster seed and
-        # shared with sweet-spot and no-gain-past-25); the other guidances run on the same first k seeds.
-        own = g == DEFAULT_GUIDANCE
+    for g, names in by_guidance.items():
+        # The roster's own guidance: its runs are the roster's (made once for every roster seed and shared with
+        # sweet-spot and no-gain-past-25); the other guidances run on the same first k seeds.
+        own = all(runs[n].seeds == "roster" for n in names.values())
         gens = {}
 
         def images(steps: int) -> np.ndarray:
             made = engine.stats["misses"]
-            gen = engine.generate((roster if own else few).request(spec, steps, guidance=g))
+            gen = runs.generate(names[steps])
             if own and engine.stats["misses"] > made:
                 shared[0] += gen.seconds
                 shared[1] += gen.cpu_seconds
             gens[steps] = gen
             return gen.images[:k]
 
-        reference = images(ref.steps)
-        ssim = {ref.steps: [1.0] * k}  # the reference against itself: the bracket always closes there
+        reference = images(ref_steps)
+        ssim = {ref_steps: [1.0] * k}  # the reference against itself: the bracket always closes there
         for s in grid:
+            # Every declared step count is made (the plan counts each), though those past the knee's upper end
+            # cannot move it.
             ssim[s] = per_seed_ssim(images(s), reference)
-            if not own and t_interval(ssim[s]).low >= margin:
-                break  # the knee's upper end: later step counts cannot move it, so they are not generated
-        knee = knee_at(g, ssim, margin)
+        knee = knee_of(claim, g, ssim)
         knees.append(knee)
-        curves[f"guidance {g:g}"] = [float(np.mean(ssim[s])) for s in grid if s in ssim]
-        shown += [(g, knee.high, gens[knee.high].image(0)), (g, ref.steps, gens[ref.steps].image(0))]
+        curves[f"guidance {g:g}"] = [float(np.mean(ssim[s])) for s in grid]
+        shown += [(g, knee.high, gens[knee.high].image(0)), (g, ref_steps, gens[ref_steps].image(0))]
     curves[f"'nearly indistinguishable' ({margin:g})"] = [margin] * len(grid)
-    claim.series(f"SSIM to {ref.label} against steps ({k} seeds; a line ends at its knee)", list(grid), curves,
+    claim.series(f"SSIM to {ref_label} against steps ({k} seeds)", list(grid), curves,
                  xlabel="steps",
                  ylabel="mean SSIM to converged", logx=True)
     claim.table(f"The knee per guidance: SSIM to converged, mean [95% interval] over {k} seeds",
@@ -173,21 +194,29 @@ def test_sweet_spot_guidance(claim, engine, roster):
                     for s in grid]] for kn in knees])
     claim.images(f"Seed {roster.seeds[0]}: at each guidance, the knee's upper end and the converged image",
                  [im for _, _, im in shown], [f"guidance {g:g}, {s} steps" for g, s, _ in shown])
-    claim.metric(knees=[kn.as_dict() for kn in knees], seeds=k, grid=list(grid), reference=ref.label,
+    claim.metric(knees=[kn.as_dict() for kn in knees], seeds=k, grid=list(grid), reference=ref_label,
                  added_seconds={"wall": round(time.perf_counter() - start - shared[0], 2),
                                 "cpu": round(time.process_time() - cpu_start - shared[1], 2)},
                  roster_generation_seconds={"wall": round(shared[0], 2), "cpu": round(shared[1], 2)})
     claim.key("knee " + ", ".join(f"{kn.point} [{kn.low}–{kn.high}] at guidance {kn.guidance:g}" for kn in knees))
-    claim.decide(sweet_spot_guidance(knees, (*grid, ref.steps), ratio=claim.t("knee_ratio", float)))
+    claim.decide(decide_sweet_spot_guidance(claim, knees, (*grid, ref_steps)))
 
 
 @pytest.mark.claim("steps-are-calls")
-def test_steps_are_calls(claim, engine, prompts):
-    steps, guidance = claim.t("steps", tuple), claim.t("guidance", float)
-    prompt, seed = prompts.single("exercise1")
+def test_steps_are_calls(claim, engine, runs):
+    declared = [runs[n] for n in runs.names()]
+    steps = tuple(r.steps for r in declared)
+    guidances = {r.guidance for r in declared}
+    if len(guidances) != 1:
+        raise ValueError(f"claim {claim.id!r}: its runs must share one guidance, they have {sorted(guidances)}")
+    guidance = guidances.pop()
+    prompt, seeds = runs.inputs(runs.names()[0])
     per_step = evaluations_per_step(guidance)
     stock = short_name(type(engine.pipe.scheduler)) or type(engine.pipe.scheduler).__name__
-    counted = count_calls(engine, compatible(engine), steps, prompt, seed, guidance)
+    names = compatible(engine)
+    # One run per compatible scheduler and declared step count, scheduler by scheduler (catalogue.expand).
+    expanded = [r for name in names for run in declared for r in expand(run, names) if r.sampler == name]
+    counted = count_calls(engine, expanded, seeds, prompt)
     calls, evaluations, failed = counted.calls, counted.evaluations, counted.failed
     assert stock in evaluations or stock in failed, f"the stock scheduler {stock} is not among the compatibles"
 
@@ -209,11 +238,18 @@ def test_steps_are_calls(claim, engine, prompts):
 
 
 @pytest.mark.claim("ddim-step-lands-on-schedule")
-def test_ddim_step_lands_on_schedule(claim, engine, roster, settings):
-    rtol, at = claim.t("rtol", float), claim.t("effect_steps", int)
-    probes = [probe_ddim_step(engine.stock_config, sp, n, rtol)
+def test_ddim_step_lands_on_schedule(claim, engine, settings, runs):
+    rtol = claim.t("rtol", float)
+    # The effect runs, per spacing: diffusers' step ('stock-') and the step to the next scheduled timestep
+    # ('corrected-'); the probe steps with their two samplers.
+    effect_runs = {runs[n].overrides: (n, f"corrected-{n.removeprefix('stock-')}") for n in runs.names()
+                   if n.startswith("stock-")}
+    stock_name, corrected_name = next(iter(effect_runs.values()))
+    stock_sampler, corrected_sampler = runs[stock_name].sampler, runs[corrected_name].sampler
+    probes = [probe_ddim_step(engine.stock_config, sp, n, rtol, stock_sampler)
               for sp in claim.t("spacings", tuple) for n in claim.t("steps", tuple)]
-    fixed = [probe_ddim_step(engine.stock_config, p.spacing, p.steps, rtol, "ddim-next") for p in probes]
+    fixed = [probe_ddim_step(engine.stock_config, p.spacing, p.steps, rtol, corrected_sampler) for p in probes]
+    by_spacing = {dict(key)["timestep_spacing"]: pair for key, pair in effect_runs.items()}
     claim.table("DDIMScheduler.step: the timestep whose alpha it used against the schedule's next (-1: the end)",
                 ["spacing", "steps", "steps that miss", "first miss: t → used (scheduled)", "largest alpha error",
                  "corrected step misses"],
@@ -226,17 +262,17 @@ def test_ddim_step_lands_on_schedule(claim, engine, roster, settings):
     elif any(not f.lands for f in fixed):
         note = "the corrected step itself misses the schedule, so it is no reference for the effect"
     else:
-        k = min(claim.t("effect_seeds", int), len(roster))
-        few = Roster(roster.prompts[:k], roster.seeds[:k])
         for p in probes:
-            if p.steps != at or p.lands:
-                continue
-            stock = engine.generate(few.request(SchedulerSpec.of("ddim", timestep_spacing=p.spacing), at))
-            corrected = engine.generate(few.request(SchedulerSpec.of("ddim-next", timestep_spacing=p.spacing), at))
+            pair = by_spacing.get(p.spacing)
+            if pair is None or p.steps != runs[pair[0]].steps or p.lands:
+                continue  # a spacing's effect is measured where it misses at its declared runs' step count
+            at = p.steps
+            stock, corrected = runs.generate(pair[0]), runs.generate(pair[1])
+            few = stock.request
             effects[p.spacing] = StepEffect(p.spacing, at, per_seed_ssim(stock.images, corrected.images),
                                             max(difference(a, b).max_abs for a, b in zip(stock.images,
                                                                                          corrected.images)))
-            shown = min(3, k)
+            shown = min(3, len(few.seeds))
             claim.images(f"DDIM@{at}, timestep_spacing='{p.spacing}': diffusers' step (top) and the step to the "
                          "next scheduled timestep (bottom)",
                          [g.image(i) for g in (stock, corrected) for i in range(shown)],

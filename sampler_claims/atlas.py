@@ -2,22 +2,26 @@
 roster, on a grid of counted U-Net calls, measured for quality, convergence and cost.
 
 Why a grid of calls, not steps: samplers spend different numbers of U-Net calls per step (Heun and KDPM2
-2N-1, PNDM N+1), and calls are what cost. Each scheduler's calls per step are counted on a one-seed probe,
-the step count is chosen to land on the grid, and the calls of the real run are counted again and
-reported, never assumed. A scheduler that cannot run (a missing optional dependency, an error, NaN or
-blank output) is listed with its reason, never dropped.
+2N-1, PNDM N+1), and calls are what cost. The grid is default-on-front's declared runs (its catalogue entry):
+each scheduler at the step count whose calls land on the grid, so that the plan counts exactly what the atlas
+makes; the calls of each run are counted and reported, never assumed. A scheduler that cannot run (a missing
+optional dependency, an error, NaN or blank output), or a compatible one the catalogue declares no runs for,
+is listed with its reason, never dropped.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .engine import Engine, Request
+from .engine import Engine, Generation
 from .metrics import ssim
-from .quality import Quality, Roster
-from .schedulers import LABELS, STOCHASTIC, SchedulerSpec, compatible_names, make_scheduler
+from .quality import Quality
+from .runs import RunSpec
+from .schedulers import LABELS, STOCHASTIC, compatible_names, make_scheduler
+
 
 @dataclass
 class AtlasPoint:
@@ -63,34 +67,32 @@ def compatible(engine: Engine) -> list[str]:
     return compatible_names(engine.pipe.scheduler)
 
 
-def steps_for(engine: Engine, spec: SchedulerSpec, prompt: str, seed: int, calls: int) -> int:
-    """The step count whose counted U-Net calls come closest to `calls`, from a line through two probes."""
-    n = [engine.generate(Request(spec, s, (seed,), prompt), cached=False).unet_calls for s in (4, 8)]
-    per_step = (n[1] - n[0]) / 4
-    fixed = n[0] - 4 * per_step
-    return max(1, int(round((calls - fixed) / per_step)))
-
-
-def run_atlas(engine: Engine, roster: Roster, quality: Quality, reference: Any, grid: tuple[int, ...]) -> Atlas:
-    """Every compatible scheduler at every grid point over the roster; `reference` is the converged generation
-    (same roster) that deterministic samplers' convergence is measured against."""
+def run_atlas(engine: Engine, runs: Sequence[RunSpec], generate: Callable[[RunSpec], Generation], quality: Quality,
+              reference: Any) -> Atlas:
+    """Every declared run (default-on-front's, scheduler by scheduler in the order declared), made by `generate` (the
+    claim's runs fixture: its seeds and cache); `reference` is the converged generation (same roster) that
+    deterministic samplers' convergence is measured against. A compatible scheduler without runs is listed as not
+    run."""
     atlas = Atlas(reference=reference.request.label)
-    prompt, seed = roster.prompts[0], roster.seeds[0]
-    for name in compatible(engine):
+    by_scheduler: dict[str, list[RunSpec]] = {}
+    for run in runs:
+        by_scheduler.setdefault(run.sampler, []).append(run)
+    for name, mine in by_scheduler.items():
         try:
             if name not in LABELS:
                 raise KeyError(f"{name}: not a scheduler this suite knows")
-            spec = SchedulerSpec.of(name)
-            make_scheduler(spec, engine.stock_config)  # a missing optional dependency fails here
-            for target in grid:
-                steps = steps_for(engine, spec, prompt, seed, target)
-                gen = engine.generate(roster.request(spec, steps))
-                point = AtlasPoint(name, steps, gen.unet_calls, gen.seconds, gen.cpu_seconds, quality.scores(gen))
+            make_scheduler(mine[0].spec(), engine.stock_config)  # a missing optional dependency fails here
+            for run in mine:
+                gen = generate(run)
+                point = AtlasPoint(name, run.steps, gen.unet_calls, gen.seconds, gen.cpu_seconds, quality.scores(gen))
                 if name not in STOCHASTIC:
                     point.ssim_to_ref = [ssim(a, b) for a, b in zip(gen.images, reference.images)]
                 atlas.points.append(point)
         except Exception as exc:  # noqa: BLE001 - the reason is the result
             atlas.failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+    for name in compatible(engine):
+        if name not in by_scheduler:
+            atlas.failed[name] = "compatible, but default-on-front's catalogue entry declares no runs for it"
     return atlas
 
 

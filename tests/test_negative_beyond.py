@@ -1,23 +1,38 @@
 """Negative controls of the claims beyond the lesson: default-on-front, final-sigma-zero, karras-sigmas-few-steps,
 lower-order-final, sweet-spot-guidance, steps-are-calls and ddim-step-lands-on-schedule turn their verdicts when
-the property is broken."""
+the property is broken.
+
+The statistical claims' controls go through the claim's own wiring (the rules module's decide_* function the test
+calls, with the claim's catalogue entry: its runs and margins) and feed differences of both signs, at about 0.8x and
+1.5x the margin where the claim has one, so that halving or doubling a margin, or flipping the sign of a difference,
+in the catalogue turns one of them."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from dataclasses import replace
+
 from negative_support import scores, shifted
 from sampler_claims import registry
+from sampler_claims.quality_claim import Judge
 from sampler_claims.atlas import Atlas, AtlasPoint, calls_to_reach, pareto_front
 from sampler_claims.rules.beyond import (
     StepEffect,
     count_calls,
     ddim_step_lands,
+    decide_default_on_front,
+    decide_final_sigma_zero,
+    decide_gain,
+    decide_sweet_spot_guidance,
     default_on_front,
+    final_sigma_runs,
     final_sigma_zero,
     gain_at_steps,
     knee_at,
+    knee_of,
+    option_pairs,
     probe_ddim_step,
     steps_are_calls,
     sweet_spot_guidance,
@@ -59,6 +74,24 @@ def test_default_on_front_needs_a_validated_metric():
     assert default_on_front(atlas, default, None, margin=MARGIN, half_the_calls=HALF).verdict == INCONCLUSIVE
 
 
+FRONT = registry.get("default-on-front")
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(-1.5, CONFIRMED), (-0.8, REFUTED), (0.8, REFUTED),
+                                                 (1.5, REFUTED)])
+@pytest.mark.negative_of("default-on-front")
+def test_default_on_front_turns_at_the_comparable_margin(factor, verdict):
+    """Through the claim's wiring (its catalogue margin and share of calls, on the checker's scale): a sampler at half
+    the calls 1.5x the margin worse leaves the default on the front; 0.8x the margin worse, or any better, reaches its
+    quality and refutes it. Halving or doubling the margin, or flipping its sign, turns one of these."""
+    margin = registry.COMPARABLE.value  # as its argument computes it, not as the entry states it: an edit shows
+    atlas, default = _atlas(0.0)
+    atlas.points[0] = AtlasPoint("ddim", 10, 10, 0.5, 0.5, shifted(default.scores, factor * margin, sd=0.005,
+                                                                    seed=2))
+    judge = Judge("checker score", lambda s: s, CONTROL, lambda m: m, FRONT.t)
+    assert decide_default_on_front(judge, atlas, default).verdict == verdict
+
+
 @pytest.mark.negative_of("default-on-front")
 def test_pareto_front_and_calls_to_reach():
     atlas, _ = _atlas(0.1)
@@ -81,6 +114,20 @@ def test_final_sigma_zero_turns_with_the_residual_noise():
     assert final_sigma_zero(_noisy(2.0), _noisy(1.0, seed=2), noise_blind).verdict == INCONCLUSIVE
 
 
+@pytest.mark.parametrize(("gap", "verdict"), [(1.0, CONFIRMED), (-1.0, REFUTED), (0.0, REFUTED)])
+@pytest.mark.negative_of("final-sigma-zero")
+def test_final_sigma_zero_through_its_runs(gap, verdict):
+    """Through the claim's wiring: residual noise by the catalogue's run names, the sigma_min run noisier by `gap`
+    than the zero run (both signs; no difference refutes). Swapping the runs' order in the catalogue flips it."""
+    claim = registry.get("final-sigma-zero")
+    sigma_min, zero = final_sigma_runs(claim)
+    assert dict(claim.runs[sigma_min].overrides)["final_sigmas_type"] == "sigma_min"
+    noise_ok = separation("residual noise", _noisy(6.0), _noisy(1.0, seed=1), "noisy", "clean")
+    base = _noisy(1.0, seed=2)
+    noise = {sigma_min: shifted(base, gap, sd=0.05 if gap else 0.0, seed=3), zero: base}
+    assert decide_final_sigma_zero(claim, noise, noise_ok).verdict == verdict
+
+
 @pytest.mark.negative_of("karras-sigmas-few-steps", "lower-order-final")
 def test_an_option_that_helps_at_every_step_count_is_confirmed_and_one_that_hurts_refuted():
     base = {s: scores(0.6, seed=s) for s in (5, 10)}
@@ -93,10 +140,35 @@ def test_an_option_that_helps_at_every_step_count_is_confirmed_and_one_that_hurt
     assert gain_at_steps({}, {}, None, "x").verdict == INCONCLUSIVE
 
 
+@pytest.mark.parametrize(("claim_id", "option"), [("karras-sigmas-few-steps", "use_karras_sigmas"),
+                                                  ("lower-order-final", "lower_order_final")])
+@pytest.mark.negative_of("karras-sigmas-few-steps", "lower-order-final")
+def test_a_gain_claim_through_its_runs(claim_id, option):
+    """Through the claim's wiring: scores by the catalogue's run names, paired by its step counts. A gain at every
+    step count confirms; a loss at every one, or a gain at all but one (the one-sided case), refutes."""
+    claim = registry.get(claim_id)
+    pairs = option_pairs(claim, option)
+    assert len(pairs) >= 2 and all(dict(claim.runs[w].overrides)[option] is True for w, _ in pairs.values())
+
+    def verdict(gain_at) -> str:
+        out = {}
+        for s, (with_, without) in pairs.items():
+            out[without] = scores(0.6, seed=s)
+            out[with_] = shifted(out[without], gain_at(s), seed=s + 1)
+        return decide_gain(claim, option, out, CONTROL, option).verdict
+
+    last = max(pairs)
+    assert verdict(lambda s: 0.1) == CONFIRMED
+    assert verdict(lambda s: -0.1) == REFUTED
+    assert verdict(lambda s: 0.1 if s != last else -0.1) == REFUTED
+    assert decide_gain(claim, option, {}, None, option).verdict == INCONCLUSIVE
+
+
 # ------------------------------------------------------------------------------------------ sweet-spot-guidance
 KNEE = registry.get("sweet-spot-guidance")
-GRID = KNEE.t("step_counts")
-REF = KNEE.t("reference").steps
+#: The claim's step counts (every guidance has the same) and its reference's, the most: from its runs.
+_STEPS = sorted({r.steps for r in KNEE.runs.values()})
+GRID, REF = tuple(_STEPS[:-1]), _STEPS[-1]
 MARGIN_SSIM = KNEE.t("knee_ssim")
 
 
@@ -141,6 +213,17 @@ def test_knees_2_5x_apart_are_refuted_and_two_grid_steps_under_the_ratio_undecid
     assert v.verdict == INCONCLUSIVE
 
 
+@pytest.mark.parametrize(("weak", "strong", "verdict"), [(10, 25, REFUTED), (20, 25, CONFIRMED), (25, 10, INCONCLUSIVE)])
+@pytest.mark.negative_of("sweet-spot-guidance")
+def test_sweet_spot_guidance_turns_at_the_knee_ratio(weak, strong, verdict):
+    """Through the claim's wiring (its knee_ssim and knee_ratio): the knee at the strongest guidance 1.25x the ratio
+    above the weakest's (10 -> 25 steps, 2.5x against 2) refutes; 0.625x of it (20 -> 25, the nearest the grid has to
+    0.8x) is within one grid step and confirms; a knee that falls with guidance (the other sign) refutes nothing.
+    Halving the ratio refutes the second, doubling it leaves the first undecided."""
+    knees = [knee_of(KNEE, g, _curve(g, s, seed=i)) for i, (g, s) in enumerate(((1.0, weak), (12.0, strong)))]
+    assert decide_sweet_spot_guidance(KNEE, knees, (*GRID, REF)).verdict == verdict
+
+
 @pytest.mark.negative_of("sweet-spot-guidance")
 def test_a_wide_spread_widens_the_bracket_and_keeps_the_verdict_open():
     noisy = knee_at(12.0, _curve(12.0, 50, sd=0.15, n=3), MARGIN_SSIM)
@@ -154,11 +237,18 @@ def test_a_wide_spread_widens_the_bracket_and_keeps_the_verdict_open():
 
 
 # ------------------------------------------------------------------------------------------------ steps-are-calls
+def _runs(names: list[str], steps: tuple[int, ...]):  # noqa: ANN202
+    """steps-are-calls' declared run (its guidance, output and cache flag) for each scheduler at each step count, as
+    catalogue.expand makes them, at a few steps."""
+    run = next(iter(registry.get("steps-are-calls").runs.values()))
+    return [replace(run, name=f"{n}-{s}", sampler=n, steps=s) for n in names for s in steps]
+
+
 @pytest.mark.negative_of("steps-are-calls")
 def test_steps_are_calls_on_the_real_pipeline_names_the_schedulers_that_differ(engine):
     steps = (3, 5)
-    counted = count_calls(engine, ["ddim", "dpm-solver", "pndm", "heun", "no-such-scheduler"], steps,
-                          "a red circle", 0, 7.5)
+    counted = count_calls(engine, _runs(["ddim", "dpm-solver", "pndm", "heun", "no-such-scheduler"], steps), (0,),
+                          "a red circle")
     assert counted.calls["ddim"] == {3: 3, 5: 5} and counted.evaluations["ddim"] == {3: 6, 5: 10}
     assert counted.calls["pndm"] == {3: 4, 5: 6} and counted.calls["heun"] == {3: 5, 5: 9}
     assert "no-such-scheduler" in counted.failed
@@ -180,7 +270,7 @@ def test_a_scheduler_that_adds_a_timestep_is_caught(engine, monkeypatch):
         self.timesteps = torch.cat([self.timesteps, self.timesteps[-1:]])  # the last timestep evaluated twice
 
     monkeypatch.setattr(DDIMScheduler, "set_timesteps", one_more)
-    counted = count_calls(engine, ["ddim"], (3,), "a red circle", 0, 7.5)
+    counted = count_calls(engine, _runs(["ddim"], (3,)), (0,), "a red circle")
     assert counted.calls["ddim"] == {3: 4}
     assert steps_are_calls(counted.evaluations, counted.failed, per_step=2).verdict == REFUTED
 
@@ -189,20 +279,23 @@ def test_a_scheduler_that_adds_a_timestep_is_caught(engine, monkeypatch):
 DDIM_CLAIM = registry.get("ddim-step-lands-on-schedule")
 
 
-def _probes(engine, scheduler: str):  # noqa: ANN001, ANN202
+def _probes(engine, run: str):  # noqa: ANN001, ANN202
+    """The probe at every spacing and step count, with the sampler of the claim's run `run` ('stock-trailing':
+    diffusers' DDIM; 'corrected-trailing': the step to the next scheduled timestep)."""
+    scheduler = DDIM_CLAIM.run(run).sampler
     return [probe_ddim_step(engine.stock_config, sp, n, DDIM_CLAIM.t("rtol"), scheduler)
             for sp in DDIM_CLAIM.t("spacings") for n in DDIM_CLAIM.t("steps")]
 
 
 @pytest.mark.negative_of("ddim-step-lands-on-schedule")
 def test_the_step_to_the_next_scheduled_timestep_lands_everywhere_and_is_confirmed(engine):
-    v = ddim_step_lands(_probes(engine, "ddim-next"), {}, min_ssim=DDIM_CLAIM.t("indistinct_min_ssim"))
+    v = ddim_step_lands(_probes(engine, "corrected-trailing"), {}, min_ssim=DDIM_CLAIM.t("indistinct_min_ssim"))
     assert v.verdict == CONFIRMED
 
 
 @pytest.mark.negative_of("ddim-step-lands-on-schedule")
 def test_diffusers_step_misses_with_linspace_and_with_trailing_at_30(engine):
-    probes = _probes(engine, "ddim")
+    probes = _probes(engine, "stock-trailing")
     misses = {(p.spacing, p.steps): len(p.misses) for p in probes}
     assert all(misses[("leading", n)] == 0 for n in DDIM_CLAIM.t("steps"))
     assert misses[("trailing", 10)] == misses[("trailing", 50)] == 0 and misses[("trailing", 30)] > 0
@@ -226,3 +319,31 @@ def test_the_corrected_step_is_the_stock_step_where_the_stock_step_lands(engine)
     differ = [engine.generate(Request(SchedulerSpec.of(n, timestep_spacing="linspace"), 5, (0,), "a red circle"))
               for n in ("ddim", "ddim-next")]
     assert not torch.equal(differ[0].latents, differ[1].latents)
+
+
+@pytest.mark.negative_of("default-on-front")
+def test_the_atlas_makes_the_declared_runs_and_lists_what_it_could_not(engine):
+    """The atlas is default-on-front's declared runs, scheduler by scheduler: each made through the given function
+    (the claim's runs fixture), its calls counted; a scheduler that cannot be made, and a compatible one without
+    runs, are listed with why, never dropped."""
+    from types import SimpleNamespace
+
+    from sampler_claims.atlas import compatible, run_atlas
+    from sampler_claims.engine import Request
+
+    declared = [r for r in registry.get("default-on-front").runs.values() if r.sampler == "ddim"][:2]
+    runs = [replace(r, steps=s) for r, s in zip(declared, (2, 3))] + [replace(declared[0], sampler="no-such")]
+    made = []
+
+    def generate(run):  # noqa: ANN001, ANN202
+        made.append(run.name)
+        return engine.generate(Request(run.spec(), run.steps, (0,), "a red circle"))
+
+    reference = generate(runs[0])
+    made.clear()
+    quality = SimpleNamespace(scores=lambda gen: None)
+    atlas = run_atlas(engine, runs, generate, quality, reference)
+    assert [(p.scheduler, p.steps, p.calls) for p in atlas.points] == [("ddim", 2, 2), ("ddim", 3, 3)]
+    assert made == [runs[0].name, runs[1].name]
+    assert "no-such" in atlas.failed
+    assert all(n in atlas.failed for n in compatible(engine) if n != "ddim")

@@ -2,6 +2,10 @@
 ddpm-intermediates-noisier, ddpm-formula-adjacent and dpm-multi-point turn their verdicts when the property
 is broken (an off-by-one callback, an in-place scheduler, a shuffled trajectory, equal samplers, DDPM with
 the adjacent-step beta, a solver that calls twice) and confirm the known-good case.
+
+The statistical claims' controls go through the claim's own wiring (the rules module's decide_* function the test
+calls, with the claim's catalogue entry) and feed differences at about 0.8x and 1.5x its margin, of both signs, so
+that halving or doubling a margin, or flipping the sign of a difference, in the catalogue turns one of them.
 """
 from __future__ import annotations
 
@@ -15,10 +19,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, PNDMScheduler
 from negative_support import scores, shifted
 from sampler_claims import paths, registry
 from sampler_claims.engine import Request
+from sampler_claims.quality_claim import Judge
 from sampler_claims.rules.exercise4 import (
-    DDIM,
-    DDPM,
-    DPM,
     LateSteps,
     adjacent_step,
     aliasing,
@@ -28,6 +30,9 @@ from sampler_claims.rules.exercise4 import (
     coarse_first,
     coarse_to_fine,
     ddpm_10_worse,
+    decide_coarse_to_fine,
+    decide_ddpm_10_worse,
+    decide_intermediates_noisier,
     dpm_multi_point,
     formula_adjacent,
     intermediates_noisier,
@@ -41,7 +46,7 @@ from sampler_claims.rules.exercise4 import (
     trace,
     trajectory_ok,
 )
-from sampler_claims.schedulers import SchedulerSpec
+from sampler_claims.schedulers import DDIM, DDPM, DPM, SchedulerSpec
 from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation
 
 PROMPT = "a red circle"
@@ -76,7 +81,7 @@ def test_callback_rule_fails_when_the_last_capture_is_not_z0():
 @pytest.mark.negative_of("callback-after-step")
 def test_capture_does_not_change_the_result(engine, spec):
     """Regression: the capture wrapper once hid step's signature, so DDPM drew from the global RNG."""
-    tr = trace(engine, "x", spec, 4, 42, PROMPT)
+    tr = trace(engine, "x", Request(spec, 4, (42,), PROMPT, capture=True))
     latent = engine.generate(Request(spec, 4, (42,), PROMPT, output="latent")).latents
     v = callback_after_step(len(tr.references), 4, tr.generation.intermediates[-1], latent)
     assert v.verdict == CONFIRMED, v.reason
@@ -85,7 +90,7 @@ def test_capture_does_not_change_the_result(engine, spec):
 # ----------------------------------------------------------------------------------------- clone-needed
 @pytest.mark.negative_of("clone-needed")
 def test_clone_rule_on_the_real_pipeline(engine):
-    tr = trace(engine, "DDIM", DDIM, 4, 42, PROMPT)
+    tr = trace(engine, "DDIM", Request(DDIM, 4, (42,), PROMPT, capture=True))
     a = aliasing(tr.references, tr.generation.intermediates)
     assert a.independent and not a.all_same_tensor, a
     assert clone_needed({"DDIM": a}).verdict == REFUTED
@@ -102,7 +107,7 @@ def test_an_in_place_scheduler_makes_the_lesson_form_hold(engine, monkeypatch):
         return (sample, *out[1:])
 
     monkeypatch.setattr(DDIMScheduler, "step", step_in_place)
-    tr = trace(engine, "DDIM in place", DDIM, 4, 42, PROMPT)
+    tr = trace(engine, "DDIM in place", Request(DDIM, 4, (42,), PROMPT, capture=True))
     a = aliasing(tr.references, tr.generation.intermediates)
     assert a.all_same_tensor and not a.independent, a
     assert clone_needed({"DDIM": a}).verdict == CONFIRMED
@@ -112,7 +117,7 @@ def test_an_in_place_scheduler_makes_the_lesson_form_hold(engine, monkeypatch):
 # ----------------------------------------------------------------------------------------- coarse-to-fine
 @pytest.mark.negative_of("coarse-to-fine")
 def test_a_shuffled_trajectory_fails_the_rise(engine):
-    tr = trace(engine, "DDIM", DDIM, 6, 42, PROMPT)
+    tr = trace(engine, "DDIM", Request(DDIM, 6, (42,), PROMPT, capture=True))
     dip = t_of("coarse-to-fine")("max_ssim_dip")
     s = ssim_series(tr.decoded("steps"), tr.final)
     assert rises(s, dip)[0], s
@@ -167,28 +172,67 @@ def test_coarse_to_fine_verdict_turns_with_the_share_of_good_seeds(engine):
     assert coarse_to_fine([True, False] * 4, typical_share=t("typical_share")).verdict == INCONCLUSIVE
 
 
+@pytest.mark.parametrize(("factor", "verdict"), [(1.5, CONFIRMED), (0.8, REFUTED)])
+@pytest.mark.negative_of("coarse-to-fine")
+def test_coarse_to_fine_turns_at_the_typical_share(factor, verdict):
+    """Through the claim's wiring: a share of good seeds 1.5x the catalogue's typical_share is typical, 0.8x of it is
+    not (400 seeds: the Wilson interval is about +-0.05 wide), so halving or doubling typical_share turns one."""
+    claim = registry.get("coarse-to-fine")
+    n = 400
+    typical = 0.5  # 'most seeds': more than half, as the entry argues; fixed here so that an edit of it shows
+    k = round(factor * typical * n)
+    assert decide_coarse_to_fine(claim, [True] * k + [False] * (n - k)).verdict == verdict
+
+
 # ----------------------------------------------------------------------------------------- ddpm-10-worse
-MUCH = t_of("ddpm-10-worse")("much_worse_margin")
+WORSE = registry.get("ddpm-10-worse")
+#: The much-worse margin as its argument computes it (three wrong attributes in five images, registry.MUCH_WORSE),
+#: not as the catalogue entry states it: the controls feed gaps at fixed multiples of it, so that an edit of the
+#: entry's margin (which the claim's wiring reads) turns one of them.
+MUCH = registry.MUCH_WORSE.value
+#: The claim's two runs' labels, the better first (the gap is first - second).
+WORSE_LABELS = tuple(r.label for r in WORSE.runs.values() if r.capture)
+
+
+def _worse_judge(control=CONTROL) -> Judge:
+    """The checker's view of ddpm-10-worse as its test builds it, with the claim's catalogue entry: the 'generations'
+    handed to the rule are the per-seed scores themselves."""
+    return Judge("checker score", lambda scores_: list(scores_), control, lambda m: m, WORSE.t)
+
+
+def _worse(gap: float, control=CONTROL):
+    """ddpm-10-worse through its wiring, the better run's scores above the worse one's by `gap`, paired by seed."""
+    better = scores(0.85, n=64, sd=0.05)
+    return decide_ddpm_10_worse(_worse_judge(control), better, shifted(better, -gap, sd=0.01, seed=5),
+                                WORSE_LABELS).verdict
+
+
+@pytest.mark.parametrize(("factor", "verdict"), [(1.5, CONFIRMED), (0.8, REFUTED), (0.0, REFUTED), (-0.8, REFUTED),
+                                                 (-1.5, REFUTED)])
+@pytest.mark.negative_of("ddpm-10-worse")
+def test_ddpm_10_worse_turns_at_the_much_worse_margin(factor, verdict):
+    """A gap 1.5x the catalogue's margin is 'much worse'; 0.8x of it is not, and neither is any gap in DDPM's favour:
+    halving or doubling the margin, or flipping the gap's sign, turns one of these."""
+    assert _worse(factor * MUCH) == verdict
 
 
 @pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_confirms_a_much_worse_sampler():
     ddim = scores(0.85)
-    assert ddpm_10_worse(ddim, shifted(ddim, -0.3), CONTROL, margin=MUCH).verdict == CONFIRMED
+    assert ddpm_10_worse(ddim, shifted(ddim, -0.3), CONTROL, margin=MUCH, labels=WORSE_LABELS).verdict == CONFIRMED
 
 
 @pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_refutes_equal_samplers():
     ddim = scores(0.85)
-    assert ddpm_10_worse(ddim, shifted(ddim, 0.0), CONTROL, margin=MUCH).verdict == REFUTED
+    assert ddpm_10_worse(ddim, shifted(ddim, 0.0), CONTROL, margin=MUCH, labels=WORSE_LABELS).verdict == REFUTED
 
 
 @pytest.mark.negative_of("ddpm-10-worse")
 def test_ddpm_10_worse_needs_a_validated_metric():
-    ddim = scores(0.85)
     blind = separation("score", scores(0.8), scores(0.8), "good", "bad")
-    assert ddpm_10_worse(ddim, shifted(ddim, -0.3), blind, margin=MUCH).verdict == INCONCLUSIVE
-    assert ddpm_10_worse([], [], None, margin=MUCH).verdict == INCONCLUSIVE
+    assert _worse(1.5 * MUCH, blind) == INCONCLUSIVE
+    assert _worse(1.5 * MUCH, None) == INCONCLUSIVE
 
 
 # ----------------------------------------------------------------------------------------- ddpm-intermediates-noisier
@@ -212,21 +256,41 @@ def _late(noise_gap: float, coherence_gap: float) -> LateSteps:
     return LateSteps((6, 7, 8, 9), shifted([0.0] * 16, noise_gap), shifted([0.0] * 16, coherence_gap))
 
 
+NOISIER = registry.get("ddpm-intermediates-noisier")
+
+
 @pytest.mark.negative_of("ddpm-intermediates-noisier")
 def test_intermediates_noisier_turns_with_the_gaps():
+    """Through the claim's wiring (its catalogue margin, 0: orderings): both gaps of both signs, and each one-sided
+    case (one ordering holds, the other does not)."""
     clean = _smooth_images()
     ok = noise_control(_noisy(clean, 25), clean)
-    assert intermediates_noisier(_late(3.0, 0.1), ok).verdict == CONFIRMED
-    assert intermediates_noisier(_late(-3.0, 0.1), ok).verdict == REFUTED  # DDIM's row is the noisier one
-    assert intermediates_noisier(_late(3.0, -0.1), ok).verdict == REFUTED  # DDPM's row is the more coherent
+    assert decide_intermediates_noisier(NOISIER, _late(3.0, 0.1), ok).verdict == CONFIRMED
+    # DDIM's row is the noisier one / DDPM's row is the more coherent / both the other way round:
+    assert decide_intermediates_noisier(NOISIER, _late(-3.0, 0.1), ok).verdict == REFUTED
+    assert decide_intermediates_noisier(NOISIER, _late(3.0, -0.1), ok).verdict == REFUTED
+    assert decide_intermediates_noisier(NOISIER, _late(-3.0, -0.1), ok).verdict == REFUTED
+    # Small gaps (0.1 residual noise, 0.01 SSIM) decide against the entry's margin of 0 (orderings): a margin put
+    # above them in the entry turns this.
+    assert decide_intermediates_noisier(NOISIER, _late(0.1, 0.01), ok).verdict == CONFIRMED
     blind = noise_control(clean, clean)
-    assert intermediates_noisier(_late(3.0, 0.1), blind).verdict == INCONCLUSIVE
+    assert decide_intermediates_noisier(NOISIER, _late(3.0, 0.1), blind).verdict == INCONCLUSIVE
+
+
+@pytest.mark.negative_of("ddpm-intermediates-noisier")
+def test_intermediates_noisier_needs_the_gaps_above_the_catalogue_margin():
+    """The same small gaps (0.1 residual noise, 0.01 SSIM) decide against a margin of 0 and not against a margin
+    above them: the rule reads the margin it is given, and the claim gives it the catalogue's."""
+    clean = _smooth_images()
+    ok = noise_control(_noisy(clean, 25), clean)
+    assert intermediates_noisier(_late(0.1, 0.01), ok, margin=0.0).verdict == CONFIRMED
+    assert intermediates_noisier(_late(0.1, 0.01), ok, margin=0.2).verdict == REFUTED
 
 
 # ----------------------------------------------------------------------------------------- ddpm-formula-adjacent
 @pytest.mark.negative_of("ddpm-formula-adjacent")
 def test_ddpm_equals_ddim_eta1_over_the_gap(stock_config):
-    gap = measure_formula_gap(stock_config, 10)
+    gap = measure_formula_gap(stock_config, registry.get("ddpm-formula-adjacent").t("steps"))
     assert gap.equal(registry.get("ddpm-formula-adjacent").t("rtol")), gap
 
 
@@ -259,12 +323,12 @@ def test_a_step_that_ignores_the_generator_breaks_the_noise_model(stock_config):
 def test_calls_per_step_tells_heun_from_multistep(engine):
     heun = calls_per_step(engine.generate(Request(SchedulerSpec.of("heun"), 4, (1,), PROMPT)))
     multi = calls_per_step(engine.generate(Request(DPM, 4, (1,), PROMPT)))
-    assert heun == (2 * 4 - 1) / 4 and multi_point(heun)
-    assert multi == 1.0 and not multi_point(multi)
     threshold = t_of("dpm-multi-point")("multi_point_calls")
-    assert dpm_multi_point({"DPMSolverMultistep": multi}, threshold).verdict == REFUTED
+    assert heun == (2 * 4 - 1) / 4 and multi_point(heun, threshold)
+    assert multi == 1.0 and not multi_point(multi, threshold)
+    assert dpm_multi_point({"DPMSolverMultistep": multi}, threshold, "DPMSolverMultistep").verdict == REFUTED
     # A multistep solver that evaluated the model like Heun would make the lesson's form hold:
-    assert dpm_multi_point({"DPMSolverMultistep": heun}, threshold).verdict == CONFIRMED
+    assert dpm_multi_point({"DPMSolverMultistep": heun}, threshold, "DPMSolverMultistep").verdict == CONFIRMED
 
 
 @pytest.mark.negative_of("coarse-to-fine")

@@ -28,9 +28,6 @@ from ..verdict import (
     t_interval,
 )
 
-#: The lesson's default, at the low end of its 20-30-step range (the cheaper end is the one a cheaper
-#: sampler has to beat).
-DEFAULT = ("dpm-solver", 20)
 #: The atlas table's "calls to 95%" column: the share of the converged score a scheduler has to reach
 #: (shown in the report; it decides nothing).
 REACH_SHARE = 0.95
@@ -170,20 +167,17 @@ class CallCounts:
     failed: dict[str, str]
 
 
-def count_calls(engine: Any, names: Sequence[str], steps: Sequence[int], prompt: str, seed: int,
-                guidance: float) -> CallCounts:
-    """Each scheduler (short names, e.g. atlas.compatible) from the stock config at each step count, one seed,
-    latents only: the engine's forward hook counts the U-Net calls. A scheduler that cannot run is listed with its
-    reason, never dropped."""
-    from ..engine import Request
-    from ..schedulers import SchedulerSpec
-
+def count_calls(engine: Any, runs: Sequence[Any], seeds: tuple[int, ...], prompt: str) -> CallCounts:
+    """Each run (sampler_claims.runs.RunSpec: steps-are-calls' runs expanded to every compatible scheduler, as
+    catalogue.expand makes them) from the stock config on `seeds` and `prompt`, as the run declares it (latents
+    only): the engine's forward hook counts the U-Net calls. A scheduler that cannot run at some step count is listed
+    with its reason, never dropped."""
     out = CallCounts({}, {}, {})
-    for name in names:
+    for name in dict.fromkeys(r.sampler for r in runs):
         try:
-            spec = SchedulerSpec.of(name)  # a scheduler this suite does not know fails here, with its name
-            gens = {s: engine.generate(Request(spec, s, (seed,), prompt, guidance=guidance, output="latent"))
-                    for s in steps}
+            # A scheduler this suite does not know fails at spec(), with its name.
+            gens = {r.steps: engine.generate(r.request(seeds, prompt), cached=r.cached)
+                    for r in runs if r.sampler == name}
         except Exception as exc:  # noqa: BLE001 - the reason is the result
             out.failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             continue
@@ -248,12 +242,12 @@ class DDIMProbe:
                                                        "used": self.used[self.misses[0]]}}
 
 
-def probe_ddim_step(stock_config: Any, spacing: str, steps: int, rtol: float, scheduler: str = "ddim") -> DDIMProbe:
+def probe_ddim_step(stock_config: Any, spacing: str, steps: int, rtol: float, scheduler: str) -> DDIMProbe:
     """One stock DDIMScheduler.step per scheduled timestep with a zero noise prediction, and the alpha it used read
     back from prev_sample: with eta 0 and epsilon prediction, prev = sqrt(a_prev / a_t) * sample. Epsilon prediction
     without clipping or thresholding is set for the probe: those settings change how step() turns the model's
-    output into x0, not which alpha it steps to. `scheduler`: "ddim" (diffusers' own) or "ddim-next" (the step to
-    the next scheduled timestep, sampler_claims.schedulers.DDIMNextStepScheduler)."""
+    output into x0, not which alpha it steps to. `scheduler`: the short name of diffusers' own DDIM or of the step to
+    the next scheduled timestep (sampler_claims.schedulers.DDIMNextStepScheduler), as the claim's runs name them."""
     from ..schedulers import SchedulerSpec, make_scheduler
 
     spec = SchedulerSpec.of(scheduler, timestep_spacing=spacing, prediction_type="epsilon", clip_sample=False,
@@ -327,3 +321,63 @@ def ddim_step_lands(probes: Sequence[DDIMProbe], effects: Mapping[str, StepEffec
     lead = ("DDIM's step lands on the schedule's next timestep for every spacing" if verdict else
             f"DDIM's step misses the schedule's next timestep with {', '.join(s for s in spacings if s not in lands)}")
     return exact(verdict, f"{lead}: " + "; ".join(parts), **numbers)
+
+
+# ------------------------------------------------------------------------------------ the claims' wiring
+# One function per statistical claim, shared by its test and its negative control: the claim's catalogue entry
+# (its runs, its margins) goes in, the verdict comes out, so that an edit in the catalogue reaches both.
+def decide_default_on_front(judge: Any, atlas: Atlas, default: AtlasPoint) -> Verdict:
+    """default-on-front through one metric's view (a quality_claim.Judge): the claim's comparable margin on that
+    metric's scale and its share of the default's calls."""
+    return default_on_front(atlas, default, judge.control, margin=judge.margin("comparable_margin"),
+                            half_the_calls=judge.t("half_the_calls"), missing=judge.missing)
+
+
+def final_sigma_runs(claim: Any) -> tuple[str, str]:
+    """final-sigma-zero's two compared runs, as declared: the one that ends at sigma_min, then the one that ends at
+    zero (the difference is the first's residual noise minus the second's)."""
+    first, second = [n for n, r in claim.runs.items() if "final_sigmas_type" in dict(r.overrides)]
+    return first, second
+
+
+def decide_final_sigma_zero(claim: Any, noise: Mapping[str, Sequence[float]], control: Separation) -> Verdict:
+    """final-sigma-zero: per-seed residual noise by run name, the first declared run's minus the second's."""
+    first, second = final_sigma_runs(claim)
+    return final_sigma_zero(noise[first], noise[second], control)
+
+
+def option_pairs(claim: Any, option: str) -> dict[int, tuple[str, str]]:
+    """A gain claim's runs paired by step count: steps -> (the run with `option` True, the run with it False),
+    ascending. A step count without both is a usage error naming the runs."""
+    pairs: dict[int, dict[bool, str]] = {}
+    for name, run in claim.runs.items():
+        value = dict(run.overrides).get(option)
+        if isinstance(value, bool):
+            pairs.setdefault(run.steps, {})[value] = name
+    broken = {s: p for s, p in pairs.items() if set(p) != {True, False}}
+    if broken or not pairs:
+        raise ValueError(f"claim {claim.id!r}: every step count needs one run with {option} = true and one with "
+                         f"false; it has {pairs or 'none'}")
+    return {s: (pairs[s][True], pairs[s][False]) for s in sorted(pairs)}
+
+
+def decide_gain(claim: Any, option: str, scores: Mapping[str, Sequence[float]], control: Separation | None,
+                what: str, missing: str = "") -> Verdict:
+    """karras-sigmas-few-steps and lower-order-final: per-seed scores by run name, paired by the claim's step
+    counts (option_pairs), the gain with the option minus without."""
+    if control is None:
+        return gain_at_steps({}, {}, None, what, missing=missing)
+    pairs = option_pairs(claim, option)
+    return gain_at_steps({s: scores[w] for s, (w, _) in pairs.items()},
+                         {s: scores[wo] for s, (_, wo) in pairs.items()}, control, what)
+
+
+def knee_of(claim: Any, guidance: float, ssim_to_reference: Mapping[int, Sequence[float]]) -> Knee:
+    """sweet-spot-guidance's knee at one guidance, against the claim's knee_ssim margin."""
+    return knee_at(guidance, ssim_to_reference, claim.t("knee_ssim", float))
+
+
+def decide_sweet_spot_guidance(claim: Any, knees: Sequence[Knee], grid: Sequence[int]) -> Verdict:
+    """sweet-spot-guidance: the knees against the claim's knee_ratio, on `grid` (the step counts and the
+    reference's, from the claim's runs)."""
+    return sweet_spot_guidance(knees, grid, ratio=claim.t("knee_ratio", float))

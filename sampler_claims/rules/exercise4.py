@@ -17,7 +17,6 @@ from diffusers import DDIMScheduler, DDPMScheduler
 
 from ..engine import Engine, Generation, Request
 from ..metrics import band_settling, residual_noise, ssim
-from ..schedulers import DDIM, DDPM, DPM, SchedulerSpec
 from ..verdict import (
     Separation,
     Verdict,
@@ -32,11 +31,6 @@ from ..verdict import (
     wilson,
 )
 
-#: The exercise's step count.
-STEPS = 10
-#: The solvers dpm-multi-point counts U-Net calls for, by diffusers class name.
-SOLVERS = {"DPMSolverMultistep": DPM, "DPMSolverSinglestep": SchedulerSpec.of("dpm-solver-single"),
-           "HeunDiscrete": SchedulerSpec.of("heun")}
 
 # ----------------------------------------------------------------------------------------- Exercise 4
 def capture_references(engine: Engine, request: Request) -> tuple[Generation, list[torch.Tensor]]:
@@ -161,13 +155,30 @@ def coarse_to_fine(per_seed_ok: Sequence[bool], *, typical_share: float) -> Verd
     return at_least(iv, typical_share, f"{k}/{n} seeds smooth and coarse-first: share")
 
 
-def ddpm_10_worse(ddim: Sequence[float], ddpm: Sequence[float], control: Separation | None, *, margin: float,
-                  missing: str = "") -> Verdict:
-    """'Much worse' = the paired score gap DDIM@10 - DDPM@10 has its interval at or above the margin."""
+def decide_coarse_to_fine(claim: Any, per_seed_ok: Sequence[bool]) -> Verdict:
+    """coarse-to-fine's wiring, shared by its test and its negative control: the deciding trajectory's per-seed
+    outcomes against the claim's typical_share."""
+    return coarse_to_fine(per_seed_ok, typical_share=claim.t("typical_share"))
+
+
+def ddpm_10_worse(better: Sequence[float], worse: Sequence[float], control: Separation | None, *, margin: float,
+                  labels: tuple[str, str] = ("better", "worse"), missing: str = "") -> Verdict:
+    """'Much worse' = the paired score gap better - worse (`labels`: the claim's first run's label, then its
+    second's, e.g. DDIM@10 - DDPM@10, as its test passes them) has its interval at or above the margin."""
     if control is None:
         return inconclusive(missing or "no validated quality metric on this model")
-    gap = paired(ddim, ddpm, "score DDIM@10 - DDPM@10")
-    return gated(control, at_least(gap, margin, "DDIM@10 - DDPM@10"), missing)
+    what = f"{labels[0]} - {labels[1]}"
+    gap = paired(better, worse, f"score {what}")
+    return gated(control, at_least(gap, margin, what), missing)
+
+
+def decide_ddpm_10_worse(judge: Any, better: Any, worse: Any, labels: tuple[str, str]) -> Verdict:
+    """ddpm-10-worse's wiring, shared by its test and its negative control: one metric's view (a
+    quality_claim.Judge) of the two runs' images, against the claim's much_worse_margin on that metric's scale."""
+    margin = judge.margin("much_worse_margin")
+    if judge.control is None:
+        return ddpm_10_worse([], [], None, margin=margin, labels=labels, missing=judge.missing)
+    return ddpm_10_worse(judge.scores(better), judge.scores(worse), judge.control, margin=margin, labels=labels)
 
 
 @dataclass(frozen=True)
@@ -204,13 +215,19 @@ def noise_control(early: np.ndarray, final: np.ndarray) -> Separation:
                       "step-1 intermediate", "final image")
 
 
-def intermediates_noisier(m: LateSteps, control: Separation, *, margin: float = 0.0) -> Verdict:
+def intermediates_noisier(m: LateSteps, control: Separation, *, margin: float) -> Verdict:
     """'Noisier, less coherent': both per-seed gaps have intervals above `margin`; the noise statement
     decides only if residual noise separated a noisy intermediate from a clean final in this run."""
     noisier = gated(control, at_least(t_interval(m.noise_gap), margin,
                                       "residual noise DDPM - DDIM (late steps, per seed)"))
     coherent = at_least(t_interval(m.coherence_gap), margin, "SSIM to own final DDIM - DDPM (late steps, per seed)")
     return all_of([noisier.named("noisier"), coherent.named("less coherent")], "DDPM intermediates")
+
+
+def decide_intermediates_noisier(claim: Any, m: LateSteps, control: Separation) -> Verdict:
+    """ddpm-intermediates-noisier's wiring, shared by its test and its negative control: both gaps against the
+    claim's margin."""
+    return intermediates_noisier(m, control, margin=claim.t("margin"))
 
 
 # --- ddpm-formula-adjacent: one scheduler step, no model
@@ -301,7 +318,7 @@ def adjacent_step(scheduler: DDPMScheduler) -> DDPMScheduler:
     return scheduler
 
 
-def measure_formula_gap(stock_config: Any, steps: int = 10,
+def measure_formula_gap(stock_config: Any, steps: int,
                         ddpm: Callable[[Any], DDPMScheduler] | None = None) -> FormulaGap:
     """DDPM's step mean and std against DDIM's with eta=1, step by step over a `steps`-step schedule.
 
@@ -329,7 +346,7 @@ def measure_formula_gap(stock_config: Any, steps: int = 10,
     return gap
 
 
-def final_step_with_alpha_one(stock_config: Any, steps: int = 10) -> tuple[float, float]:
+def final_step_with_alpha_one(stock_config: Any, steps: int) -> tuple[float, float]:
     """The last step with DDIM's set_alpha_to_one=True (DDPM's own convention at t<0): (mean rel, std abs)."""
     ddpm_s = DDPMScheduler.from_config(stock_config)
     ddim_s = DDIMScheduler.from_config(stock_config, set_alpha_to_one=True)
@@ -348,15 +365,16 @@ def calls_per_step(generation: Generation) -> float:
     return generation.unet_calls / generation.request.steps
 
 
-def multi_point(calls: float, threshold: float = 1.5) -> bool:
+def multi_point(calls: float, threshold: float) -> bool:
     """'Evaluates the model at several points per step': clearly more than one call per step."""
     return calls >= threshold
 
 
-def dpm_multi_point(per_step: dict[str, float], threshold: float) -> Verdict:
-    """The lesson's DPM-Solver (multistep, as it uses it) evaluates several points per step."""
+def dpm_multi_point(per_step: dict[str, float], threshold: float, decides: str) -> Verdict:
+    """The lesson's DPM-Solver (multistep, as it uses it: `decides`, a key of per_step) evaluates several points
+    per step; the other solvers are shown beside it."""
     why = (", ".join(f"{n} {v:g}" for n, v in per_step.items()) + " U-Net calls per step")
-    return exact(multi_point(per_step["DPMSolverMultistep"], threshold), why, calls_per_step=per_step)
+    return exact(multi_point(per_step[decides], threshold), why, calls_per_step=per_step)
 
 
 def formula_adjacent(gap: "FormulaGap", adjacent: "FormulaGap", rtol: float) -> Verdict:
@@ -397,8 +415,10 @@ class Trace:
         return self._decoded[what]
 
 
-def trace(engine: Engine, name: str, spec: SchedulerSpec, steps: int, seed: int, prompt: str) -> Trace:
-    gen, refs = capture_references(engine, Request(spec, steps, (seed,), prompt, capture=True))
+def trace(engine: Engine, name: str, request: Request) -> Trace:
+    """A captured generation of `request` (capture=True), with the lesson's un-cloned callback beside it (a callback
+    bypasses the engine's cache: each trace is made anew)."""
+    gen, refs = capture_references(engine, request)
     return Trace(name, gen, refs, engine)
 
 
