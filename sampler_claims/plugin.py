@@ -18,11 +18,11 @@ import pytest
 
 from . import options, registry
 from .options import QUALITY_MODES, Settings, SettingsError
-from .progress import plural
 from .quiet import silence_notices
-from .results import REFUTED_PREFIX, ClaimRefuted, Results, merge_payload, record_payload
+from .outcomes import CLAIM_PROP, PROGRESS_PROP, RECORD_PROP, OutcomeCollector, claim_state, shorten_reason, \
+    shown_verdict, teststatus, worker_id
+from .results import ClaimRefuted, record_payload
 from .session import SESSION_KEY, ClaimsSession
-from .verdict import CONFIRMED, INCONCLUSIVE, REFUTED
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -148,7 +148,10 @@ def pytest_configure(config: pytest.Config) -> None:
     cs.results.compare_with = config.stash.get(_COMPARE_KEY, None)
     config.stash[SESSION_KEY] = cs
     if worker_id(config) is None:
+        from .reporting import ClaimsReport
+
         config.pluginmanager.register(OutcomeCollector(cs.results, config), "sampler-claims-outcomes")
+        config.pluginmanager.register(ClaimsReport(config), "sampler-claims-report")
     threads = config.getoption("--threads", default=None)
     if threads is not None or settings.device == "cpu":
         import torch
@@ -231,81 +234,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The cost plan of the selected claims, before the first generation: counted from the registry, timed by
-    a short calibration on the run's engine; --budget shrinks the roster to fit."""
-    config = session.config
-    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
-    if cs is None or worker_id(config) is not None:
-        return
-    ids = list(dict.fromkeys(it.get_closest_marker("claim").args[0] for it in session.items
-                             if it.get_closest_marker("claim")))
-    if not ids:
-        return
-    from dataclasses import replace
+    """The plan of the selected claims (sampler_claims.planning)."""
+    from .planning import plan_run
 
-    from .calibration import calibrate
-    from .plan import budget_seeds, fmt_time, likely_inconclusive, make_plan
-
-    s = cs.settings
-
-    def plan_for(seeds: int, calibration=None):  # noqa: ANN001, ANN202
-        return make_plan(ids, seeds=seeds, model_source=s.model_source, quality=cs.quality_mode,
-                         rounds=s.timing_rounds, atlas=config.getoption("--atlas"), calibration=calibration,
-                         trained=s.trained)
-
-    calibration = None
-    if plan_for(s.seeds).evaluations and not config.option.collectonly:  # --collect-only loads no model
-        if s.compile:  # the calibration compiles first: say so before the wait
-            from .calibration import COMPILE_GRAPHS, compile_estimate
-
-            est = compile_estimate(s.model_kind, s.device)
-            reporter = config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None and config.get_verbosity() > -2:
-                reporter.write_line(f"claims plan: --compile: compiling the U-Net ({COMPILE_GRAPHS} graphs) in the "
-                                    "calibration, " + (f"about {fmt_time(est)} here" if est is not None else
-                                                       "not yet measured for this model and device"))
-        try:
-            calibration = calibrate(cs.engine(), s.seeds)  # the roster as the engine runs it, and one seed
-        except pytest.fail.Exception:
-            calibration = None  # the model does not load: every claim says why; the plan counts only
-    budget = config.getoption("--budget", default=None)
-    if budget and calibration is not None:
-        n = budget_seeds(lambda k: (plan_for(k, calibration).seconds or 0.0) <= budget * 60, s.seeds) or 1
-        planned = plan_for(n, calibration)
-        cs.budget = {"minutes": budget, "seeds_requested": s.seeds, "seeds": n,
-                     "planned": fmt_time(planned.seconds) + ("" if (planned.seconds or 0) <= budget * 60 else
-                                                             ": over the budget even at one seed"),
-                     "likely_inconclusive": likely_inconclusive(ids, n)}
-        if n < s.seeds:
-            cs.settings = replace(s, seeds=n)
-    cs.plan = plan_for(cs.settings.seeds, calibration)
-    cs.plan_started = 0.0  # the clock starts with the first claim test (tests/ may run first)
+    plan_run(session)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Any, items: list[pytest.Item]) -> list[str]:
-    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
-    if cs is None or cs.plan is None:
-        return []
-    lines = cs.plan.lines()
-    cal = cs.plan.calibration
-    if cal is not None and cs.plan.seconds is not None:
-        from .calibration import Cost
+    from .planning import plan_lines
 
-        lines.append(Cost(cs.plan.seconds + cal.seconds, cal.unit_s, "calibration").line("claims cost planned")
-                     + " (the claims' planned time and the calibration; loading the model comes on top)")
-    b = cs.budget
-    if b:
-        if b["seeds"] < b["seeds_requested"]:
-            lines.append(f"claims budget: {b['minutes']:g} min -> --seeds {b['seeds']} instead of "
-                         f"{b['seeds_requested']} (planned {b['planned']})")
-        else:
-            lines.append(f"claims budget: {b['minutes']:g} min fits the {plural(b['seeds'], 'seed')} asked for "
-                         f"(planned {b['planned']})")
-        for cid, need in b["likely_inconclusive"].items():
-            lines.append(f"claims budget:   {cid} likely inconclusive: the power calculation wants --seeds {need}")
-    if config.getoption("--claims-plan", default=False):
-        lines.append("claims plan: --claims-plan: nothing generated; run without it to measure")
-    return lines
+    return plan_lines(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -427,15 +365,6 @@ def claim(request: pytest.FixtureRequest, claims_session: ClaimsSession) -> Clai
 
 
 # --------------------------------------------------------------------------- outcomes and the report
-#: user_properties keys that carry a claim's outcome (always) and its record (from xdist workers).
-CLAIM_PROP, RECORD_PROP = "sampler_claims.outcome", "sampler_claims.record"
-#: user_properties key of an xdist worker's finished progress lines, printed by the controller.
-PROGRESS_PROP = "sampler_claims.progress"
-
-
-def worker_id(config: pytest.Config) -> str | None:
-    """The xdist worker id ("gw0", ...) of this process, None on the controller or without xdist."""
-    return getattr(config, "workerinput", {}).get("workerid")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -606,28 +535,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
-    if hasattr(report, "wasxfail"):
-        state = "xfailed" if report.skipped else "xpassed"
-    elif report.when == "setup" and report.failed:
-        state = "error"
-    else:
-        state = report.outcome
-    message = ""
-    if report.skipped and isinstance(report.longrepr, tuple):
-        message = str(report.longrepr[2]).removeprefix("Skipped: ")
-    elif report.failed:
-        if call.excinfo is not None:
-            message = call.excinfo.exconly().strip().splitlines()[0]
-        else:
-            message = (report.longreprtext or "").strip().splitlines()[-1] if report.longreprtext else ""
-    elif hasattr(report, "wasxfail"):
-        message = str(report.wasxfail)
+    state, message = claim_state(report, call)
     cs: ClaimsSession = item.config.stash[SESSION_KEY]
     cid = marker.args[0]
     rec = cs.results.records[cid]
     shown = shown_verdict(state, rec.verdict)
     if shown is not None:
-        _shorten_reason(report, shown)
+        shorten_reason(report, shown)
     rec.ran_on = {"worker": worker_id(item.config) or "main", "device": cs.settings.device}
     chunks = cs.drain_chunks(cid)
     if chunks:
@@ -640,113 +554,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.user_properties.append((RECORD_PROP, record_payload(rec)))
 
 
-#: The status each verdict shows in the terminal: (letter under -q, word under -v). The pytest outcome is what
-#: results.ClaimRecorder.decide made it (a refutation the registry expects is an xfail, and so on); only the
-#: word a reader sees is the verdict's.
-STATUS = {CONFIRMED: ("C", "CONFIRMED"), REFUTED: ("R", "REFUTED"), INCONCLUSIVE: ("I", "INCONCLUSIVE")}
-
-
-def shown_verdict(state: str, verdict: str | None) -> str | None:
-    """The verdict a claim test's status shows, or None for pytest's own word (a crash, a skip, no decision).
-
-    passed + confirmed, xfailed + refuted (expected), failed + refuted (unexpected), failed + confirmed (an
-    expected refutation that now holds: XPASS(strict)), skipped + inconclusive."""
-    allowed = {"passed": (CONFIRMED,), "xfailed": (REFUTED,), "failed": (REFUTED, CONFIRMED),
-               "skipped": (INCONCLUSIVE,)}
-    return verdict if verdict in allowed.get(state, ()) else None
-
-
-def _shorten_reason(report: pytest.TestReport, shown: str) -> None:
-    """Under -v pytest writes the reason of a skip or xfail after the status word: with the verdict as the word,
-    the reason no longer repeats it ("REFUTED (refuted, as measu…" becomes "REFUTED (<the measured reason>)")."""
-    if shown == REFUTED and hasattr(report, "wasxfail"):
-        report.wasxfail = str(report.wasxfail).removeprefix(REFUTED_PREFIX)
-    elif shown == INCONCLUSIVE and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
-        path, lineno, reason = report.longrepr
-        report.longrepr = (path, lineno, "Skipped: " + str(reason).removeprefix("Skipped: ")
-                           .removeprefix(f"{INCONCLUSIVE}: "))
-
-
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, Any] | None:
-    """A claim test shows its verdict: CONFIRMED, REFUTED or INCONCLUSIVE under -v, C, R or I under -q, in the
-    colour of its pytest outcome (an unexpected refutation stays red, and counts as failed)."""
-    out = dict(getattr(report, "user_properties", ())).get(CLAIM_PROP)
-    if not out or not out.get("shown") or out["shown"] not in STATUS:
-        return None
-    letter, word = STATUS[out["shown"]]
-    state = out.get("state")
-    category = {"passed": "passed", "xfailed": "xfailed", "skipped": "skipped"}.get(state, "failed")
-    if category == "failed" and out["shown"] == CONFIRMED:
-        word = "CONFIRMED, EXPECTED REFUTED"
-    colour = {"passed": "green", "failed": "red"}.get(category, "yellow")
-    return category, letter, (word, {colour: True})
-
-
-class OutcomeCollector:
-    """Registered on the process that writes the report (the controller under xdist, else the only one):
-    records each claim test's outcome from its report, merging the record a worker sent with it."""
-
-    def __init__(self, results: Results, config: pytest.Config | None = None) -> None:
-        self.results = results
-        self.config = config
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = {k: v for k, v in getattr(report, "user_properties", ())
-                 if k in (CLAIM_PROP, RECORD_PROP, PROGRESS_PROP)}
-        if PROGRESS_PROP in props and self.config is not None and self.config.get_verbosity() > -2:
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            node = getattr(report, "node", None)
-            who = f"[{node.gateway.id}] " if node is not None and getattr(node, "gateway", None) else ""
-            from .progress import finished_line
-
-            for line in props[PROGRESS_PROP]:
-                finished_line(reporter, who + line)
-        if CLAIM_PROP not in props:
-            return
-        out = props[CLAIM_PROP]
-        if RECORD_PROP in props:
-            merge_payload(self.results.records[out["id"]], props[RECORD_PROP])
-        self.results.collected.add(out["id"])
-        self.results.add_outcome(out["id"], report.nodeid, out["state"], out["message"])
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write the report (controller only), and fail the run on a changed verdict under --claims-fail-on-change."""
-    config = session.config
-    if hasattr(config, "workerinput"):  # xdist workers never write the report
-        return
-    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
-    if cs is None or not cs.results.collected or config.getoption("--claims-plan", default=False):
-        return
-    from .report import write_report
-
-    cs.results.environment = cs.environment()
-    cs.results.environment["exitstatus"] = int(exitstatus)
-    cs.report_paths = write_report(cs.results, cs.settings.report_path, config=config)
-    comp = cs.results.comparison
-    if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """The verdict counts, the comparison with an earlier run and where the report is."""
-    cs: ClaimsSession | None = config.stash.get(SESSION_KEY, None)
-    if cs is None or not cs.report_paths:
-        return
-    reporter = terminalreporter
-    counts = ", ".join(f"{n} {v}" for v, n in cs.results.counts().items() if n)
-    reporter.write_sep("-", f"claims: {counts}")
-    comp = cs.results.comparison
-    if comp is not None:
-        reporter.write_line(f"claims compared with {comp.old_path}: {len(comp.changed)} verdict(s) changed, "
-                            f"{len(comp.moved)} interval(s) moved, {len(comp.environment)} environment "
-                            "difference(s)")
-        for c in comp.changed:
-            reporter.write_line(f"  {c['id']}: {c['old']} -> {c['new']}")
-    for line in cs.cost_lines():
-        reporter.write_line(line)
-    for p in cs.report_paths:
-        reporter.write_line(f"claims report: {p}")
-    if comp is not None and comp.decided_changes and config.getoption("--claims-fail-on-change"):
-        reporter.write_line(f"--claims-fail-on-change: {len(comp.decided_changes)} decided verdict(s) changed",
-                            red=True)
+    """A claim test shows its verdict (sampler_claims.outcomes.teststatus)."""
+    return teststatus(report)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from _pytest._io import TerminalWriter
 
-from sampler_claims.plugin import shown_verdict
+from sampler_claims.outcomes import shown_verdict
 from sampler_claims.progress import Progress, TerminalSink, finished_line, plural
 from sampler_claims.verdict import at_least, equivalent, improves, t_interval
 
