@@ -226,3 +226,124 @@ def test_the_corrected_step_is_the_stock_step_where_the_stock_step_lands(engine)
     differ = [engine.generate(Request(SchedulerSpec.of(n, timestep_spacing="linspace"), 5, (0,), "a red circle"))
               for n in ("ddim", "ddim-next")]
     assert not torch.equal(differ[0].latents, differ[1].latents)
+
+
+# ------------------------------------------------------------------------------------------------ batch-invariant
+# The three claims below came after the ones above; their imports sit here so that the sections stay independent.
+from dataclasses import replace  # noqa: E402
+
+from sampler_claims.claim_runs import ClaimRuns  # noqa: E402
+from sampler_claims.prompts import Prompts  # noqa: E402
+from sampler_claims.rules.beyond import (  # noqa: E402
+    Breakage,
+    batch_differences,
+    batch_images,
+    batch_invariant,
+    count_broken,
+    stock_time_embedding,
+    unguarded,
+    zero_snr_needs_v,
+)
+from sampler_claims.verdict import t_interval  # noqa: E402
+
+BATCH = registry.get("batch-invariant")
+
+
+def _batch_runs(engine, claim=BATCH) -> ClaimRuns:  # noqa: ANN001
+    return ClaimRuns(claim, engine, Prompts(tiny_world=False), 16)
+
+
+def _by_batch(runs: ClaimRuns, sampler: str, shared: bool) -> dict[int, np.ndarray]:
+    names = [n for n in runs.names(sampler=sampler) if not n.endswith("-engine")]
+    k = min(int(runs[n].seeds) * int(runs[n].repeat) for n in names)
+    with stock_time_embedding(runs.engine.pipe.unet):
+        return {int(runs[n].seeds): batch_images(runs, n, shared_generator=shared)[:k] for n in names}
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_a_generator_shared_by_the_batch_changes_every_image_and_refutes_it(engine):
+    """`[g] * n` is one generator: each image's z_T is the next draw of one stream, so an image depends on its place
+    in the batch. The claim's own runs and wiring, with the shared generator, must refute it by far more than the
+    kernels' rounding does with one generator per seed."""
+    runs = _batch_runs(engine)
+    for sampler in dict.fromkeys(r.sampler for r in BATCH.runs.values()):
+        own = batch_differences(sampler, _by_batch(runs, sampler, shared=False))
+        shared = batch_differences(sampler, _by_batch(runs, sampler, shared=True))
+        v = batch_invariant(shared, same_image=BATCH.t("same_image"), setting="dummy")
+        assert v.verdict == REFUTED and max(d.max_abs for d in shared) > 32
+        assert max(d.max_abs for d in own) <= 2  # one generator per seed: the kernels' rounding at most
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_the_same_images_at_every_batch_confirm_it_and_one_pixel_level_refutes_it():
+    images = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 3), dtype=np.uint8)
+    same = batch_differences("DDIM@5", {1: images, 4: images.copy(), 16: images.copy()})
+    assert batch_invariant(same, same_image=BATCH.t("same_image"), setting="cpu").verdict == CONFIRMED
+    moved = images.copy()
+    moved[3, 0, 0, 0] = moved[3, 0, 0, 0] ^ 1  # one pixel value, one level
+    one = batch_differences("DDIM@5", {1: images, 4: images, 16: moved})
+    v = batch_invariant(one, same_image=BATCH.t("same_image"), setting="cpu")
+    assert v.verdict == REFUTED and "1/255" in v.reason and "batch 16: 1/8 images" in v.reason
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_the_stock_time_embedding_is_restored(engine):
+    unet = engine.pipe.unet
+    patched = unet.__dict__["get_time_embed"]
+    with stock_time_embedding(unet):
+        assert "get_time_embed" not in unet.__dict__
+    assert unet.__dict__["get_time_embed"] is patched
+
+
+# ----------------------------------------------------------------------------------------------- zero-snr-needs-v
+ZERO_SNR = registry.get("zero-snr-needs-v")
+RESCALE = "rescale_betas_zero_snr"
+
+
+def _rescaled_runs() -> list:
+    return [r for r in ZERO_SNR.runs.values() if dict(r.overrides).get(RESCALE)]
+
+
+def _diff(mean: float, n: int = 8) -> list[float]:
+    """n paired score differences around `mean`, tightly spread: the side of the margin they fall on is known."""
+    return list(np.random.default_rng(5).normal(mean, 0.005, n))
+
+
+def _without_rescale(run):  # noqa: ANN001, ANN202
+    """The claim's run with the rescale taken out (the trailing spacing kept)."""
+    return replace(run, overrides=tuple((k, v) for k, v in run.overrides if k != RESCALE))
+
+
+@pytest.mark.negative_of("zero-snr-needs-v")
+def test_without_the_rescale_no_image_breaks_and_the_claim_turns(engine):
+    """The claim's own runs on random weights (the division by zero needs no model): with the rescale DDIM's images
+    are NaN; with the same config less the rescale none is, and the rule, fed those counts and a score difference
+    inside the margin, refutes the claim."""
+    margin = ZERO_SNR.t("comparable_margin")
+    control = CONTROL
+    broken, intact = [], []
+    for run in _rescaled_runs():
+        with unguarded(engine):
+            short = replace(run, steps=4)  # the first step already divides: a few steps keep it fast
+            broken.append(count_broken(engine.generate(short.request((0, 1), "a red circle")), run.label))
+            plain = _without_rescale(short)
+            intact.append(count_broken(engine.generate(plain.request((0, 1), "a red circle")), run.label))
+    assert any(b.nan == b.images for b in broken)  # DDIM: the zero alpha-bar divides
+    assert all(b.broken == 0 for b in intact)
+    near = {b.label: t_interval(_diff(-0.8 * margin)) for b in intact}
+    assert zero_snr_needs_v(intact, near, control, margin=margin).verdict == REFUTED
+    lost = {b.label: t_interval(_diff(-1.5 * margin)) for b in intact}
+    assert zero_snr_needs_v(intact, lost, control, margin=margin).verdict == CONFIRMED
+
+
+@pytest.mark.negative_of("zero-snr-needs-v")
+def test_nan_images_confirm_it_without_a_metric_and_an_intact_sampler_refutes_it():
+    margin = ZERO_SNR.t("comparable_margin")
+    nan = Breakage("DDIM@50 (rescaled)", 8, 8, 8)
+    intact = Breakage("DPM-Solver@20 (rescaled)", 8, 0, 0)
+    assert zero_snr_needs_v([nan], {}, None, margin=margin).verdict == CONFIRMED
+    lost = {intact.label: t_interval(_diff(-1.5 * margin))}
+    assert zero_snr_needs_v([nan, intact], lost, CONTROL, margin=margin).verdict == CONFIRMED
+    assert zero_snr_needs_v([nan, intact], lost, BLIND, margin=margin).verdict == INCONCLUSIVE
+    kept = {intact.label: t_interval(_diff(+0.5 * margin))}
+    assert zero_snr_needs_v([nan, intact], kept, CONTROL, margin=margin).verdict == REFUTED
