@@ -347,3 +347,86 @@ def test_nan_images_confirm_it_without_a_metric_and_an_intact_sampler_refutes_it
     assert zero_snr_needs_v([nan, intact], lost, BLIND, margin=margin).verdict == INCONCLUSIVE
     kept = {intact.label: t_interval(_diff(+0.5 * margin))}
     assert zero_snr_needs_v([nan, intact], kept, CONTROL, margin=margin).verdict == REFUTED
+
+
+# ------------------------------------------------------------------------------------------ trailing-at-few-steps
+from sampler_claims.rules.beyond import spacing_pairs, trailing_at_few_steps  # noqa: E402
+
+TRAILING = registry.get("trailing-at-few-steps")
+
+
+def _swapped(runs: dict) -> dict:
+    """The claim's runs with 'leading' and 'trailing' exchanged in every run's overrides (the names kept)."""
+    flip = {"leading": "trailing", "trailing": "leading"}
+    return {n: replace(r, overrides=tuple((k, flip.get(v, v) if k == "timestep_spacing" else v)
+                                          for k, v in r.overrides)) for n, r in runs.items()}
+
+
+def _measured(gain: float) -> dict[str, list[float]]:
+    """Per run name, per-seed SSIM to the converged image: the runs the catalogue declares 'trailing' closer by
+    `gain` than their 'leading' partners."""
+    rng = np.random.default_rng(3)
+    out = {}
+    for name, r in TRAILING.runs.items():
+        base = 0.7 + 0.05 * rng.standard_normal(32)
+        trailing = dict(r.overrides).get("timestep_spacing") == "trailing"
+        out[name] = list(base + (gain if trailing else 0.0) + 0.005 * rng.standard_normal(32))
+    return out
+
+
+def _decide(runs: dict, measured: dict[str, list[float]], control=CONTROL):  # noqa: ANN001, ANN202
+    pairs = spacing_pairs(runs)
+    return trailing_at_few_steps({k: measured[a] for k, (a, _) in pairs.items()},
+                                 {k: measured[b] for k, (_, b) in pairs.items()}, control)
+
+
+@pytest.mark.negative_of("trailing-at-few-steps")
+def test_swapped_spacings_turn_trailing_at_few_steps():
+    """The claim's own runs, paired by their declared spacings: with trailing closer it is confirmed; with the
+    spacings swapped in the declaration (the images staying where they were) the same measurements refute it."""
+    measured = _measured(0.1)
+    assert set(spacing_pairs(TRAILING.runs)) == {"DDIM@5", "DDIM@10", "DPM-Solver@5", "DPM-Solver@10"}
+    assert _decide(TRAILING.runs, measured).verdict == CONFIRMED
+    assert _decide(_swapped(TRAILING.runs), measured).verdict == REFUTED
+    assert _decide(TRAILING.runs, measured, BLIND).verdict == INCONCLUSIVE
+
+
+@pytest.mark.negative_of("trailing-at-few-steps")
+def test_no_gain_refutes_and_a_gain_in_some_configurations_only_does_not_confirm():
+    same = _measured(0.1)
+    for lead, trail in spacing_pairs(TRAILING.runs).values():
+        same[trail] = list(same[lead])
+    assert _decide(TRAILING.runs, same).verdict == REFUTED  # identical images: not closer
+    measured = _measured(0.1)
+    lead, trail = spacing_pairs(TRAILING.runs)["DDIM@10"]
+    measured[trail] = list(np.array(measured[lead]) - 0.05)  # one configuration where trailing is further
+    v = _decide(TRAILING.runs, measured)
+    assert v.verdict == REFUTED and "DDIM@10" in v.reason
+
+
+def test_the_rescale_makes_the_last_alpha_bar_zero_so_an_epsilon_step_divides_by_zero_on_sd15s_config():
+    """zero-snr-needs-v's model-free part, on SD 1.5's own scheduler config (fixtures/sd15-random): the rescaled
+    schedule's last alpha-bar is 0, 'trailing' starts there, and DDIM's epsilon step x0 = (x - sqrt(1 - a) eps) /
+    sqrt(a) is not finite whatever the model predicts; DPM-Solver++ clamps it to 2**-24 (x0 then multiplies the
+    model's error by 4096). Without the rescale the first step is finite."""
+    from sampler_claims import paths
+    from sampler_claims.plan import stock_scheduler_config
+    from sampler_claims.schedulers import make_scheduler
+
+    stock = stock_scheduler_config(str(paths.SD15_RANDOM))
+    assert stock.get("prediction_type", "epsilon") == "epsilon"
+    rng = torch.Generator().manual_seed(0)
+    for run in _rescaled_runs():
+        for rescaled, r in ((True, run), (False, _without_rescale(run))):
+            sched, _ = make_scheduler(r.spec(), stock)
+            sched.set_timesteps(r.steps)
+            t = int(sched.timesteps[0])
+            last = float(sched.alphas_cumprod[t])
+            if not rescaled:
+                assert last > 0
+            elif run.sampler == "ddim":
+                assert t == 999 and last == 0.0
+                sample, eps = torch.randn(1, 4, 8, 8, generator=rng), torch.randn(1, 4, 8, 8, generator=rng)
+                assert not torch.isfinite(sched.step(eps, t, sample).pred_original_sample).all()
+            else:
+                assert t == 999 and last == 2 ** -24

@@ -490,3 +490,34 @@ def zero_snr_needs_v(broken: Sequence[Breakage], losses: Mapping[str, Interval],
         loss = at_most(iv, -margin, f"{b.label}: no NaN or blank image; score with the rescale - without")
         parts.append(gated(control, loss, missing))
     return all_of(parts, "rescale_betas_zero_snr on an epsilon-prediction model")
+
+
+# ------------------------------------------------------------------------------------------ trailing-at-few-steps
+def spacing_pairs(runs: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """A claim's runs (name -> RunSpec) by configuration: 'DDIM@5' -> (its 'leading' run, its 'trailing' run), each
+    run's spacing read from its scheduler overrides."""
+    from ..names import LABELS
+
+    def spacing(name: str) -> str:
+        return dict(runs[name].overrides).get("timestep_spacing", "")
+
+    out = {}
+    for name, r in runs.items():
+        if spacing(name) == "trailing":
+            lead = next(n for n, o in runs.items() if (o.sampler, o.steps) == (r.sampler, r.steps)
+                        and spacing(n) == "leading")
+            out[f"{LABELS.get(r.sampler, r.sampler)}@{r.steps}"] = (lead, name)
+    return out
+
+
+def trailing_at_few_steps(ssim_leading: Mapping[str, Sequence[float]], ssim_trailing: Mapping[str, Sequence[float]],
+                          control: Separation | None, missing: str = "") -> Verdict:
+    """Per configuration (a sampler at a step count), per-seed SSIM to the converged image with 'leading' and with
+    'trailing' spacing: trailing is closer when the paired gain (trailing - leading) lies above 0. Confirmed if it
+    does for every configuration, refuted if any gain lies at or below 0; the statements count only after the
+    quality metric passed its control (the converged image is that control's good run)."""
+    if control is None:
+        return inconclusive(missing or "no validated quality metric on this model")
+    parts = [improves(paired(ssim_trailing[k], ssim_leading[k], f"{k} SSIM trailing - leading"),
+                      f"{k}: SSIM to the converged image, trailing - leading") for k in ssim_leading]
+    return gated(control, all_of(parts, "timestep_spacing 'trailing' against 'leading'"))
