@@ -15,7 +15,11 @@ from sampler_claims.metrics import difference
 from sampler_claims.quality import noise_per_image
 from sampler_claims.rules.beyond import (
     StepEffect,
+    batch_differences,
+    batch_images,
+    batch_invariant,
     calls_to_reach_converged,
+    count_broken,
     count_calls,
     ddim_step_lands,
     decide_default_on_front,
@@ -27,12 +31,18 @@ from sampler_claims.rules.beyond import (
     knee_of,
     option_pairs,
     probe_ddim_step,
+    spacing_pairs,
     steps_are_calls,
+    stock_time_embedding,
+    trailing_at_few_steps,
+    unguarded,
+    zero_snr_needs_v,
 )
+from sampler_claims.rules.exercise1 import margin_position
 from sampler_claims.rules.exercise3 import per_seed_ssim
 from sampler_claims.rules.exercise4 import decoded_batch, noise_control
 from sampler_claims.schedulers import LABELS, short_name
-from sampler_claims.verdict import t_interval
+from sampler_claims.verdict import paired, t_interval
 
 pytestmark = pytest.mark.beyond
 
@@ -284,3 +294,141 @@ def test_ddim_step_lands_on_schedule(claim, engine, settings, runs):
               + "".join(f"; {sp}@{e.steps} SSIM to corrected {np.mean(e.ssim):.3f}, max diff {e.max_abs}"
                         for sp, e in effects.items()))
     claim.decide(ddim_step_lands(probes, effects, min_ssim=claim.t("indistinct_min_ssim", float), effect_note=note))
+
+
+#: The suffix of batch-invariant's runs that go through the suite's U-Net (shown beside, deciding nothing).
+ENGINE_PATH = "-engine"
+
+
+@pytest.mark.claim("batch-invariant")
+def test_batch_invariant(claim, runs, engine, settings):
+    # Decided on diffusers' own U-Net (what a user runs); the suite's U-Net, which embeds the timestep once per call
+    # so that its chunks agree, makes the same runs beside it.
+    paths = {"diffusers": [n for n in runs.names() if not n.endswith(ENGINE_PATH)],
+             "suite": [n for n in runs.names() if n.endswith(ENGINE_PATH)]}
+    k = min(int(runs[n].seeds) * int(runs[n].repeat) for n in runs.names())
+    found: dict[str, list] = {}
+    shown: list[tuple[str, np.ndarray]] = []
+    for path, names in paths.items():
+        for sampler in dict.fromkeys(runs[n].sampler for n in names):
+            mine = [n for n in names if runs[n].sampler == sampler]
+            if path == "diffusers":
+                with stock_time_embedding(engine.pipe.unet):
+                    by_batch = {int(runs[n].seeds): batch_images(runs, n)[:k] for n in mine}
+            else:
+                by_batch = {int(runs[n].seeds): batch_images(runs, n)[:k] for n in mine}
+            label = runs[mine[0]].label
+            found.setdefault(path, []).extend(batch_differences(label, by_batch))
+            if path == "diffusers":  # the seed whose images differ most, alone and in each batch
+                alone = by_batch[min(by_batch)].astype(np.int16)
+                gap = [max(int(np.abs(v[i].astype(np.int16) - alone[i]).max()) for v in by_batch.values())
+                       for i in range(k)]
+                i = int(np.argmax(gap))
+                shown += [(f"{label}, seed {runs.inputs(mine[0])[1][0] + i}, batch {b}", by_batch[b][i])
+                          for b in sorted(by_batch)]
+    setting = (f"{settings.device}, {str(engine.pipe.unet.dtype).removeprefix('torch.')}, one torch thread per "
+               "pipeline call")
+    claim.table(f"Largest pixel difference against each seed alone (first {k} roster seeds, one generator per seed)",
+                ["U-Net", "sampler", "batch", "images that differ", "pixel values that differ", "largest difference"],
+                [["diffusers' own" if path == "diffusers" else "the suite's (time embedding once per call)",
+                  d.label, d.batch, f"{d.differing_images}/{d.images}", d.differing_pixels, d.max_abs]
+                 for path, ds in found.items() for d in ds])
+    claim.images("Each sampler's seed that differs most, alone and in each batch (diffusers' U-Net)",
+                 [im for _, im in shown], [c for c, _ in shown])
+    claim.metric(device=settings.device, dtype=settings.dtype_name, seeds=k,
+                 differences={p: [d.as_dict() for d in ds] for p, ds in found.items()})
+    claim.key("largest pixel difference: diffusers' U-Net " + str(max(d.max_abs for d in found["diffusers"]))
+              + "/255, the suite's " + str(max(d.max_abs for d in found["suite"])) + f"/255 ({setting})")
+    claim.decide(batch_invariant(found["diffusers"], same_image=claim.t("same_image", int),
+                                 setting=f"{setting}, diffusers' own U-Net"))
+
+
+def zero_snr_runs(runs) -> dict[str, str]:  # noqa: ANN001 - ClaimRuns
+    """zero-snr-needs-v's rescaled runs, each with its stock partner: the run of the same sampler and steps with no
+    scheduler overrides."""
+    out = {}
+    for name in runs.names():
+        if dict(runs[name].overrides).get("rescale_betas_zero_snr"):
+            r = runs[name]
+            out[name] = next(n for n in runs.names(sampler=r.sampler, steps=r.steps) if not runs[n].overrides)
+    return out
+
+
+@pytest.mark.claim("zero-snr-needs-v")
+def test_zero_snr_needs_v(claim, runs, engine, quality_claim):
+    q = quality_claim
+    pairs = zero_snr_runs(runs)
+    made, broken = {}, []
+    for name, stock in pairs.items():
+        with unguarded(engine):  # the images that break are counted, not raised
+            rescaled = runs.generate(name)
+        made[name] = (rescaled, runs.generate(stock))
+        broken.append(count_broken(rescaled, runs[name].label))
+
+    def rule(judge):  # noqa: ANN001, ANN202 - a quality_claim.Judge
+        losses = {}
+        for name, (rescaled, stock) in made.items():
+            a, b = judge.scores(rescaled), judge.scores(stock)
+            if a is not None and b is not None:
+                losses[runs[name].label] = paired(a, b[:len(a)], f"{runs[name].label} - {runs[pairs[name]].label}")
+        return zero_snr_needs_v(broken, losses, judge.control, margin=judge.margin("comparable_margin"),
+                                missing=judge.missing)
+
+    q.decide_if_no_metric(rule)
+    rows = []
+    for (name, (rescaled, stock)), b in zip(made.items(), broken):
+        a, s = q.scores(rescaled), q.scores(stock)[:len(rescaled.request.seeds)]
+        d = paired(a, s)
+        rows.append([runs[name].label, runs[pairs[name]].label, f"{b.nan}/{b.images}", f"{b.constant}/{b.images}",
+                     round(float(np.mean(a)), 4), round(float(np.mean(s)), 4),
+                     f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"])
+    claim.table(f"The zero-SNR rescale on an epsilon-prediction model: broken images and {q.metric} against the stock "
+                "config (paired by seed)",
+                ["with the rescale", "stock", "NaN", "constant", "score with", "score stock", "difference [95%]"], rows)
+    k = min(3, *(len(g.request.seeds) for g, _ in made.values()))
+    claim.images("First seeds with the rescale (top of each pair) and with the stock config",
+                 [g.image(i) for pair in made.values() for g in pair for i in range(k)],
+                 [f"{runs[n].label if j == 0 else runs[pairs[n]].label}, seed {g.request.seeds[i]}"
+                  for n, pair in made.items() for j, g in enumerate(pair) for i in range(k)])
+    claim.metric(broken=[b.as_dict() for b in broken])
+    claim.key("; ".join(f"{r[0]}: NaN {r[2]}, constant {r[3]}, score {r[6]}" for r in rows))
+    q.decide(rule, {"comparable": "comparable_margin"})
+
+
+@pytest.mark.claim("trailing-at-few-steps")
+def test_trailing_at_few_steps(claim, runs, quality_claim):
+    q = quality_claim
+    pairs = spacing_pairs({n: runs[n] for n in runs.names()})
+
+    def rule(judge, ssim=None):  # noqa: ANN001, ANN202 - a quality_claim.Judge
+        return trailing_at_few_steps({k: v[0] for k, v in (ssim or {}).items()},
+                                     {k: v[1] for k, v in (ssim or {}).items()}, judge.control, judge.missing)
+
+    q.decide_if_no_metric(rule)
+    made = {k: (runs.generate(a), runs.generate(b)) for k, (a, b) in pairs.items()}
+    converged = runs.generate("converged")  # its first roster seeds are the quality control's good run
+    reference = converged.images
+    ssim = {k: (per_seed_ssim(a.images, reference[:len(a.images)]), per_seed_ssim(b.images, reference[:len(b.images)]))
+            for k, (a, b) in made.items()}
+    margin = q.margin("comparable_margin")
+    rows = []
+    for k, (a, b) in made.items():
+        gain = t_interval([t - s for s, t in zip(*ssim[k])])
+        sa, sb = q.scores(a), q.scores(b)
+        score = t_interval([y - x for x, y in zip(sa, sb)])
+        rows.append([k, len(a.images), round(float(np.mean(ssim[k][0])), 4), round(float(np.mean(ssim[k][1])), 4),
+                     f"{gain.mean:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]",
+                     f"{score.mean:+.4f} [{score.low:+.4f}, {score.high:+.4f}]", margin_position(score, margin)])
+    claim.table(f"SSIM to {runs['converged'].label} and {q.metric}, 'trailing' against 'leading' (paired by seed)",
+                ["configuration", "seeds", "SSIM leading", "SSIM trailing", "SSIM gain [95%]", f"{q.metric} trailing - leading",
+                 f"against ±{margin:g}"], rows)
+    shown = min(3, len(reference))
+    claim.images("First seeds: 'leading' (top of each pair), 'trailing', and the converged image",
+                 [g.image(i) for pair in made.values() for g in pair for i in range(shown)]
+                 + [converged.image(i) for i in range(shown)],
+                 [f"{runs[n].label}, seed {g.request.seeds[i]}" for k, pair in made.items()
+                  for n, g in zip(pairs[k], pair) for i in range(shown)]
+                 + [f"{runs['converged'].label}, seed {converged.request.seeds[i]}" for i in range(shown)])
+    claim.metric(ssim_gain={r[0]: r[4] for r in rows}, score_difference={r[0]: r[5] for r in rows})
+    claim.key("SSIM gain trailing - leading: " + ", ".join(f"{r[0]} {r[4]}" for r in rows))
+    q.decide(lambda judge: rule(judge, ssim), {"comparable": "comparable_margin"})

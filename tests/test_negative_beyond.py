@@ -1,6 +1,6 @@
 """Negative controls of the claims beyond the lesson: default-on-front, final-sigma-zero, karras-sigmas-few-steps,
-lower-order-final, sweet-spot-guidance, steps-are-calls and ddim-step-lands-on-schedule turn their verdicts when
-the property is broken.
+lower-order-final, sweet-spot-guidance, steps-are-calls, ddim-step-lands-on-schedule, batch-invariant,
+trailing-at-few-steps and zero-snr-needs-v turn their verdicts when the property is broken.
 
 The statistical claims' controls go through the claim's own wiring (the rules module's decide_* function the test
 calls, with the claim's catalogue entry: its runs and margins) and feed differences of both signs, at about 0.8x and
@@ -8,18 +8,25 @@ calls, with the claim's catalogue entry: its runs and margins) and feed differen
 in the catalogue turns one of them."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
-
-from dataclasses import replace
-
 from negative_support import scores, shifted
+
 from sampler_claims import registry
-from sampler_claims.quality_claim import Judge
 from sampler_claims.atlas import Atlas, AtlasPoint, calls_to_reach, pareto_front
+from sampler_claims.claim_runs import ClaimRuns
+from sampler_claims.prompts import Prompts
+from sampler_claims.quality_claim import Judge
 from sampler_claims.rules.beyond import (
+    Breakage,
     StepEffect,
+    batch_differences,
+    batch_images,
+    batch_invariant,
+    count_broken,
     count_calls,
     ddim_step_lands,
     decide_default_on_front,
@@ -34,10 +41,15 @@ from sampler_claims.rules.beyond import (
     knee_of,
     option_pairs,
     probe_ddim_step,
+    spacing_pairs,
     steps_are_calls,
+    stock_time_embedding,
     sweet_spot_guidance,
+    trailing_at_few_steps,
+    unguarded,
+    zero_snr_needs_v,
 )
-from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation
+from sampler_claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, separation, t_interval
 
 MARGIN = registry.get("default-on-front").t("comparable_margin")
 HALF = registry.get("default-on-front").t("half_the_calls")
@@ -347,3 +359,190 @@ def test_the_atlas_makes_the_declared_runs_and_lists_what_it_could_not(engine):
     assert made == [runs[0].name, runs[1].name]
     assert "no-such" in atlas.failed
     assert all(n in atlas.failed for n in compatible(engine) if n != "ddim")
+
+# ------------------------------------------------------------------------------------------------ batch-invariant
+
+
+BATCH = registry.get("batch-invariant")
+
+
+def _batch_runs(engine, claim=BATCH) -> ClaimRuns:  # noqa: ANN001
+    return ClaimRuns(claim, engine, Prompts(tiny_world=False), 16)
+
+
+def _by_batch(runs: ClaimRuns, sampler: str, shared: bool) -> dict[int, np.ndarray]:
+    names = [n for n in runs.names(sampler=sampler) if not n.endswith("-engine")]
+    k = min(int(runs[n].seeds) * int(runs[n].repeat) for n in names)
+    with stock_time_embedding(runs.engine.pipe.unet):
+        return {int(runs[n].seeds): batch_images(runs, n, shared_generator=shared)[:k] for n in names}
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_a_generator_shared_by_the_batch_changes_every_image_and_refutes_it(engine):
+    """`[g] * n` is one generator: each image's z_T is the next draw of one stream, so an image depends on its place
+    in the batch. The claim's own runs and wiring, with the shared generator, must refute it by far more than the
+    kernels' rounding does with one generator per seed."""
+    runs = _batch_runs(engine)
+    for sampler in dict.fromkeys(r.sampler for r in BATCH.runs.values()):
+        own = batch_differences(sampler, _by_batch(runs, sampler, shared=False))
+        shared = batch_differences(sampler, _by_batch(runs, sampler, shared=True))
+        v = batch_invariant(shared, same_image=BATCH.t("same_image"), setting="dummy")
+        assert v.verdict == REFUTED and max(d.max_abs for d in shared) > 32
+        assert max(d.max_abs for d in own) <= 2  # one generator per seed: the kernels' rounding at most
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_the_same_images_at_every_batch_confirm_it_and_one_pixel_level_refutes_it():
+    images = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 3), dtype=np.uint8)
+    same = batch_differences("DDIM@5", {1: images, 4: images.copy(), 16: images.copy()})
+    assert batch_invariant(same, same_image=BATCH.t("same_image"), setting="cpu").verdict == CONFIRMED
+    moved = images.copy()
+    moved[3, 0, 0, 0] = moved[3, 0, 0, 0] ^ 1  # one pixel value, one level
+    one = batch_differences("DDIM@5", {1: images, 4: images, 16: moved})
+    v = batch_invariant(one, same_image=BATCH.t("same_image"), setting="cpu")
+    assert v.verdict == REFUTED and "1/255" in v.reason and "batch 16: 1/8 images" in v.reason
+
+
+@pytest.mark.negative_of("batch-invariant")
+def test_the_stock_time_embedding_is_restored(engine):
+    unet = engine.pipe.unet
+    patched = unet.__dict__["get_time_embed"]
+    with stock_time_embedding(unet):
+        assert "get_time_embed" not in unet.__dict__
+    assert unet.__dict__["get_time_embed"] is patched
+
+
+# ----------------------------------------------------------------------------------------------- zero-snr-needs-v
+ZERO_SNR = registry.get("zero-snr-needs-v")
+RESCALE = "rescale_betas_zero_snr"
+
+
+def _rescaled_runs() -> list:
+    return [r for r in ZERO_SNR.runs.values() if dict(r.overrides).get(RESCALE)]
+
+
+def _diff(mean: float, n: int = 8) -> list[float]:
+    """n paired score differences around `mean`, tightly spread: the side of the margin they fall on is known."""
+    return list(np.random.default_rng(5).normal(mean, 0.005, n))
+
+
+def _without_rescale(run):  # noqa: ANN001, ANN202
+    """The claim's run with the rescale taken out (the trailing spacing kept)."""
+    return replace(run, overrides=tuple((k, v) for k, v in run.overrides if k != RESCALE))
+
+
+@pytest.mark.negative_of("zero-snr-needs-v")
+def test_without_the_rescale_no_image_breaks_and_the_claim_turns(engine):
+    """The claim's own runs on random weights (the division by zero needs no model): with the rescale DDIM's images
+    are NaN; with the same config less the rescale none is, and the rule, fed those counts and a score difference
+    inside the margin, refutes the claim."""
+    margin = ZERO_SNR.t("comparable_margin")
+    control = CONTROL
+    broken, intact = [], []
+    for run in _rescaled_runs():
+        with unguarded(engine):
+            short = replace(run, steps=4)  # the first step already divides: a few steps keep it fast
+            broken.append(count_broken(engine.generate(short.request((0, 1), "a red circle")), run.label))
+            plain = _without_rescale(short)
+            intact.append(count_broken(engine.generate(plain.request((0, 1), "a red circle")), run.label))
+    assert any(b.nan == b.images for b in broken)  # DDIM: the zero alpha-bar divides
+    assert all(b.broken == 0 for b in intact)
+    near = {b.label: t_interval(_diff(-0.8 * margin)) for b in intact}
+    assert zero_snr_needs_v(intact, near, control, margin=margin).verdict == REFUTED
+    lost = {b.label: t_interval(_diff(-1.5 * margin)) for b in intact}
+    assert zero_snr_needs_v(intact, lost, control, margin=margin).verdict == CONFIRMED
+
+
+@pytest.mark.negative_of("zero-snr-needs-v")
+def test_nan_images_confirm_it_without_a_metric_and_an_intact_sampler_refutes_it():
+    margin = ZERO_SNR.t("comparable_margin")
+    nan = Breakage("DDIM@50 (rescaled)", 8, 8, 8)
+    intact = Breakage("DPM-Solver@20 (rescaled)", 8, 0, 0)
+    assert zero_snr_needs_v([nan], {}, None, margin=margin).verdict == CONFIRMED
+    lost = {intact.label: t_interval(_diff(-1.5 * margin))}
+    assert zero_snr_needs_v([nan, intact], lost, CONTROL, margin=margin).verdict == CONFIRMED
+    assert zero_snr_needs_v([nan, intact], lost, BLIND, margin=margin).verdict == INCONCLUSIVE
+    kept = {intact.label: t_interval(_diff(+0.5 * margin))}
+    assert zero_snr_needs_v([nan, intact], kept, CONTROL, margin=margin).verdict == REFUTED
+
+
+# ------------------------------------------------------------------------------------------ trailing-at-few-steps
+
+TRAILING = registry.get("trailing-at-few-steps")
+
+
+def _swapped(runs: dict) -> dict:
+    """The claim's runs with 'leading' and 'trailing' exchanged in every run's overrides (the names kept)."""
+    flip = {"leading": "trailing", "trailing": "leading"}
+    return {n: replace(r, overrides=tuple((k, flip.get(v, v) if k == "timestep_spacing" else v)
+                                          for k, v in r.overrides)) for n, r in runs.items()}
+
+
+def _measured(gain: float) -> dict[str, list[float]]:
+    """Per run name, per-seed SSIM to the converged image: the runs the catalogue declares 'trailing' closer by
+    `gain` than their 'leading' partners."""
+    rng = np.random.default_rng(3)
+    out = {}
+    for name, r in TRAILING.runs.items():
+        base = 0.7 + 0.05 * rng.standard_normal(32)
+        trailing = dict(r.overrides).get("timestep_spacing") == "trailing"
+        out[name] = list(base + (gain if trailing else 0.0) + 0.005 * rng.standard_normal(32))
+    return out
+
+
+def _decide(runs: dict, measured: dict[str, list[float]], control=CONTROL):  # noqa: ANN001, ANN202
+    pairs = spacing_pairs(runs)
+    return trailing_at_few_steps({k: measured[a] for k, (a, _) in pairs.items()},
+                                 {k: measured[b] for k, (_, b) in pairs.items()}, control)
+
+
+@pytest.mark.negative_of("trailing-at-few-steps")
+def test_swapped_spacings_turn_trailing_at_few_steps():
+    """The claim's own runs, paired by their declared spacings: with trailing closer it is confirmed; with the
+    spacings swapped in the declaration (the images staying where they were) the same measurements refute it."""
+    measured = _measured(0.1)
+    assert set(spacing_pairs(TRAILING.runs)) == {"DDIM@5", "DDIM@10", "DPM-Solver@5", "DPM-Solver@10"}
+    assert _decide(TRAILING.runs, measured).verdict == CONFIRMED
+    assert _decide(_swapped(TRAILING.runs), measured).verdict == REFUTED
+    assert _decide(TRAILING.runs, measured, BLIND).verdict == INCONCLUSIVE
+
+
+@pytest.mark.negative_of("trailing-at-few-steps")
+def test_no_gain_refutes_and_a_gain_in_some_configurations_only_does_not_confirm():
+    same = _measured(0.1)
+    for lead, trail in spacing_pairs(TRAILING.runs).values():
+        same[trail] = list(same[lead])
+    assert _decide(TRAILING.runs, same).verdict == REFUTED  # identical images: not closer
+    measured = _measured(0.1)
+    lead, trail = spacing_pairs(TRAILING.runs)["DDIM@10"]
+    measured[trail] = list(np.array(measured[lead]) - 0.05)  # one configuration where trailing is further
+    v = _decide(TRAILING.runs, measured)
+    assert v.verdict == REFUTED and "DDIM@10" in v.reason
+
+
+def test_the_rescale_makes_the_last_alpha_bar_zero_so_an_epsilon_step_divides_by_zero_on_sd15s_config():
+    """zero-snr-needs-v's model-free part, on SD 1.5's own scheduler config (fixtures/sd15-random): the rescaled
+    schedule's last alpha-bar is 0, 'trailing' starts there, and DDIM's epsilon step x0 = (x - sqrt(1 - a) eps) /
+    sqrt(a) is not finite whatever the model predicts; DPM-Solver++ clamps it to 2**-24 (x0 then multiplies the
+    model's error by 4096). Without the rescale the first step is finite."""
+    from sampler_claims import paths
+    from sampler_claims.plan import stock_scheduler_config
+    from sampler_claims.schedulers import make_scheduler
+
+    stock = stock_scheduler_config(str(paths.SD15_RANDOM))
+    assert stock.get("prediction_type", "epsilon") == "epsilon"
+    rng = torch.Generator().manual_seed(0)
+    for run in _rescaled_runs():
+        for rescaled, r in ((True, run), (False, _without_rescale(run))):
+            sched, _ = make_scheduler(r.spec(), stock)
+            sched.set_timesteps(r.steps)
+            t = int(sched.timesteps[0])
+            last = float(sched.alphas_cumprod[t])
+            if not rescaled:
+                assert last > 0
+            elif run.sampler == "ddim":
+                assert t == 999 and last == 0.0
+                sample, eps = torch.randn(1, 4, 8, 8, generator=rng), torch.randn(1, 4, 8, 8, generator=rng)
+                assert not torch.isfinite(sched.step(eps, t, sample).pred_original_sample).all()
+            else:
+                assert t == 999 and last == 2 ** -24

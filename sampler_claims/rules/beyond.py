@@ -3,7 +3,8 @@
 guidance scale, steps against U-Net calls, and where DDIM's step lands."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..verdict import (
     Verdict,
     all_of,
     at_least,
+    at_most,
     exact,
     gated,
     improves,
@@ -381,3 +383,191 @@ def decide_sweet_spot_guidance(claim: Any, knees: Sequence[Knee], grid: Sequence
     """sweet-spot-guidance: the knees against the claim's knee_ratio, on `grid` (the step counts and the
     reference's, from the claim's runs)."""
     return sweet_spot_guidance(knees, grid, ratio=claim.t("knee_ratio", float))
+
+# ------------------------------------------------------------------------------------------------ batch-invariant
+
+
+@contextmanager
+def stock_time_embedding(unet: Any) -> Iterator[None]:
+    """diffusers' own U-Net for the duration: without the engine's `time_embedding_once_per_call`, which embeds the
+    timestep once per call so that the suite's chunks agree. A diffusers user runs the stock path, where the time
+    embedding is a matrix product with one row per image. Restored on exit."""
+    patched = unet.__dict__.get("get_time_embed")
+    if patched is None:
+        yield
+        return
+    del unet.get_time_embed
+    try:
+        yield
+    finally:
+        unet.get_time_embed = patched
+
+
+def _one_call(pipe: Any, i: int, t: Any, kwargs: dict) -> dict:
+    """A step-end callback that changes nothing: with it the engine runs a request as one pipeline call (its own
+    CPU lanes would split the seeds), so the batch is the one asked for."""
+    return {}
+
+
+def batch_images(runs: Any, name: str, *, shared_generator: bool = False) -> np.ndarray:
+    """The uint8 images of run `name`: `runs[name].repeat` batches of `runs[name].seeds` seeds each, from the start of
+    the run's roster, one pipeline call per batch. Each image has its own CPU generator (diffusers' documented way),
+    or, with `shared_generator`, the batch's one generator is given once per image (`[g] * n`: the documented
+    mistake, one stream shared by the batch)."""
+    run = runs[name]
+    batch, calls = int(run.seeds), int(run.repeat)
+    prompts, seeds = runs.inputs(name)
+    texts = prompts if isinstance(prompts, tuple) else (prompts,) * len(seeds)
+    if calls > 1:  # the run's roster is its first `batch` seeds; the repeats take the ones after, in order
+        prompts_all, seeds_all = runs.prompts.roster("exercise1", batch * calls)
+        texts, seeds = tuple(prompts_all), tuple(seeds_all)
+    out = []
+    for a in range(0, batch * calls, batch):
+        chunk = tuple(int(s) for s in seeds[a:a + batch])
+        gens = None
+        if shared_generator:
+            g = torch.Generator("cpu").manual_seed(chunk[0])
+            gens = [g] * len(chunk)
+        out.append(runs.generate(name, seeds=chunk, prompt=tuple(texts[a:a + batch]), generators=gens,
+                                 callback=_one_call).images)
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class BatchDifference:
+    """One sampler's images of the same seeds at one batch size against each seed alone."""
+
+    label: str
+    batch: int
+    images: int
+    differing_images: int
+    differing_pixels: int
+    max_abs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "batch": self.batch, "images": self.images,
+                "differing_images": self.differing_images, "differing_pixels": self.differing_pixels,
+                "max_abs_difference": self.max_abs}
+
+
+def batch_differences(label: str, by_batch: Mapping[int, np.ndarray]) -> list[BatchDifference]:
+    """Every batch size's uint8 images against the smallest batch's (a seed alone), seed by seed."""
+    alone = min(by_batch)
+    ref = by_batch[alone].astype(np.int16)
+    out = []
+    for b in sorted(by_batch):
+        if b == alone:
+            continue
+        d = np.abs(by_batch[b].astype(np.int16) - ref)
+        out.append(BatchDifference(label, b, len(d), int((d.reshape(len(d), -1).max(axis=1) > 0).sum()),
+                                   int((d > 0).sum()), int(d.max())))
+    return out
+
+
+def batch_invariant(differences: Sequence[BatchDifference], *, same_image: int, setting: str) -> Verdict:
+    """Exact: every seed's 8-bit image is the same alone as inside every batch (no pixel value differs by more than
+    `same_image`), for every sampler. Refuted with the largest pixel difference (the figure) and where it is;
+    `setting` names the device, dtype and path measured."""
+    numbers = {"differences": [d.as_dict() for d in differences], "setting": setting, "same_image": same_image}
+    worst = max(differences, key=lambda d: d.max_abs)
+    if worst.max_abs <= same_image:
+        said = ", ".join(sorted({d.label for d in differences}))
+        return exact(True, f"every seed's 8-bit image is the same alone as in batches of "
+                           f"{', '.join(str(b) for b in sorted({d.batch for d in differences}))} ({said}; {setting})",
+                     **numbers)
+    differ = [d for d in differences if d.max_abs > same_image]
+    said = "; ".join(f"{d.label} batch {d.batch}: {d.differing_images}/{d.images} images, {d.differing_pixels} "
+                     f"pixel values, up to {d.max_abs}/255" for d in differ)
+    return exact(False, f"a seed's 8-bit image depends on the batch it is made in: largest pixel difference "
+                        f"{worst.max_abs}/255 ({said}; {setting})", **numbers)
+
+
+# ----------------------------------------------------------------------------------------------- zero-snr-needs-v
+@contextmanager
+def unguarded(engine: Any) -> Iterator[None]:
+    """The engine without its NaN and blank-image guard for the duration: a run that is expected to break must be
+    counted, not raised."""
+    check = engine.check
+    engine.check = False
+    try:
+        yield
+    finally:
+        engine.check = check
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """How many of a run's images came out NaN (non-finite final latents) or constant (blank: black, grey)."""
+
+    label: str
+    images: int
+    nan: int
+    constant: int
+
+    @property
+    def broken(self) -> int:
+        return self.nan + self.constant
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "images": self.images, "nan": self.nan, "constant": self.constant}
+
+
+def count_broken(gen: Any, label: str) -> Breakage:
+    """NaN and constant images of a generation (made unguarded), counted image by image."""
+    from ..metrics import is_constant
+
+    nan = sum(not bool(torch.isfinite(lat).all()) for lat in gen.latents)
+    constant = sum(is_constant(im) for im in gen.images) if gen.images is not None else 0
+    return Breakage(label, len(gen.request.seeds), nan, constant)
+
+
+def zero_snr_needs_v(broken: Sequence[Breakage], losses: Mapping[str, Interval], control: Separation | None, *,
+                     margin: float, missing: str = "") -> Verdict:
+    """The zero-terminal-SNR rescale breaks an epsilon-prediction model's output, for every sampler measured: a
+    sampler breaks when any image is NaN or constant (exact), else when its paired score with the rescale minus
+    without lies wholly below -margin (a loss of quality beyond 'comparable'); it is left intact when that interval
+    lies wholly above -margin with no NaN or blank image. Refuted if any sampler is left intact. The quality
+    statements count only after the metric passed its control."""
+    parts = []
+    for b in broken:
+        if b.broken:
+            parts.append(exact(True, f"{b.label}: {b.nan} of {b.images} images NaN, {b.constant} constant"))
+            continue
+        iv = losses.get(b.label)
+        if iv is None:
+            parts.append(inconclusive(f"{b.label}: no NaN or blank image, and no score to compare"))
+            continue
+        loss = at_most(iv, -margin, f"{b.label}: no NaN or blank image; score with the rescale - without")
+        parts.append(gated(control, loss, missing))
+    return all_of(parts, "rescale_betas_zero_snr on an epsilon-prediction model")
+
+
+# ------------------------------------------------------------------------------------------ trailing-at-few-steps
+def spacing_pairs(runs: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """A claim's runs (name -> RunSpec) by configuration: 'DDIM@5' -> (its 'leading' run, its 'trailing' run), each
+    run's spacing read from its scheduler overrides."""
+    from ..names import LABELS
+
+    def spacing(name: str) -> str:
+        return dict(runs[name].overrides).get("timestep_spacing", "")
+
+    out = {}
+    for name, r in runs.items():
+        if spacing(name) == "trailing":
+            lead = next(n for n, o in runs.items() if (o.sampler, o.steps) == (r.sampler, r.steps)
+                        and spacing(n) == "leading")
+            out[f"{LABELS.get(r.sampler, r.sampler)}@{r.steps}"] = (lead, name)
+    return out
+
+
+def trailing_at_few_steps(ssim_leading: Mapping[str, Sequence[float]], ssim_trailing: Mapping[str, Sequence[float]],
+                          control: Separation | None, missing: str = "") -> Verdict:
+    """Per configuration (a sampler at a step count), per-seed SSIM to the converged image with 'leading' and with
+    'trailing' spacing: trailing is closer when the paired gain (trailing - leading) lies above 0. Confirmed if it
+    does for every configuration, refuted if any gain lies at or below 0; the statements count only after the
+    quality metric passed its control (the converged image is that control's good run)."""
+    if control is None:
+        return inconclusive(missing or "no validated quality metric on this model")
+    parts = [improves(paired(ssim_trailing[k], ssim_leading[k], f"{k} SSIM trailing - leading"),
+                      f"{k}: SSIM to the converged image, trailing - leading") for k in ssim_leading]
+    return gated(control, all_of(parts, "timestep_spacing 'trailing' against 'leading'"))
