@@ -43,3 +43,16 @@ def test_the_readme_keeps_no_per_claim_figures() -> None:
     assert not re.search(r"[+−-]\d\.\d+ \[[+−-]?\d", text), "an interval copied from a run"
     assert not re.search(r"\b\d+/255\b", text), "a pixel difference copied from a run"
     assert "about 5-11 minutes on a 2-core CPU" in text
+
+
+def test_the_readmes_findings_beyond_the_lesson_are_the_catalogues() -> None:
+    """The README's table of questions beyond the lesson names every such claim, with the verdict the catalogue
+    expects on the embedded model: a verdict changed in the catalogue fails here until the README says it too."""
+    import re
+
+    from sampler_claims import registry
+
+    text = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| .* \| (confirmed|refuted|inconclusive) \|$", text, flags=re.M))
+    beyond = {cid: c.expects("tiny") for cid, c in registry.CLAIMS.items() if c.exercise == "Beyond the lesson"}
+    assert rows == beyond
