@@ -63,7 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--claims-file", action="append", default=[], metavar="PATH", dest="claims_files",
                     help="a TOML file of [[claim]] tables read after the built-in catalogue (repeatable): new claims "
                          "of the existing rule kinds, or overrides of an entry's runs and thresholds, each shown in "
-                         "the header and the report beside the built-in value; write it --claims-file=PATH so pytest does not take the path for a test folder (default: none)")
+                         "the header and the report beside the built-in value; write it --claims-file=PATH so pytest "
+                         "does not take the path for a test folder (default: none)")
     group.addoption("--claims-list", action="store_true", default=False,
                     help="list every claim (id, exercise, kind, scope and the lesson's words) and exit; loads no "
                          "model")
