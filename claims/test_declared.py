@@ -8,7 +8,8 @@ import pytest
 
 from sampler_claims import registry
 from sampler_claims.catalogue import built_in
-from sampler_claims.rules.exercise1 import comparable_quality, margin_position, pairwise_differences
+from sampler_claims.rules import rule_of
+from sampler_claims.rules.exercise1 import margin_position, pairwise_differences
 
 DECLARED = [cid for cid, c in registry.CLAIMS.items() if not built_in(c)]
 
@@ -23,8 +24,8 @@ if DECLARED:  # without a --claims-file that adds claims, nothing to collect (no
         margin = q.margin("comparable_margin")
 
         def rule(judge):  # noqa: ANN001, ANN202 - the rule kind the entry names
-            return comparable_quality({label: judge.scores(g) for label, g in gens.items()}, judge.control,
-                                      margin=judge.margin("comparable_margin"), missing=judge.missing)
+            return rule_of(claim.claim)({label: judge.scores(g) for label, g in gens.items()}, judge.control,
+                                        margin=judge.margin("comparable_margin"), missing=judge.missing)
 
         q.decide_if_no_metric(rule)
         diffs = pairwise_differences({label: q.scores(g) for label, g in gens.items()})

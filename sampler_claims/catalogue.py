@@ -38,7 +38,7 @@ CLAIM_KEYS: dict[str, bool] = {
 KINDS = ("exact", "statistical", "timing")
 #: The rule kinds a claim added by a --claims-file may use: each has a generic test (claims/test_declared.py) that
 #: runs the claim from its entry alone, so a new claim of these kinds needs no Python.
-GENERIC_RULES = ("comparable_quality",)
+GENERIC_RULES = ("comparable_quality", "not_worse_quality")
 SCOPES = ("model", "diffusers")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import registry
 from ..counters import count_unet_calls
 from ..engine import Engine, Generation
 from ..metrics import ssim
@@ -170,11 +171,15 @@ def pairwise_differences(scores: Mapping[str, Sequence[float]]) -> dict[str, Int
             for i, a in enumerate(names) for b in names[i + 1:]}
 
 
-def decide_comparable_quality(judge: Any, gens: Mapping[str, Any]) -> Verdict:
+def decide_comparable_quality(judge: Any, gens: Mapping[str, Any], claim_id: str = "comparable-quality") -> Verdict:
     """comparable-quality as its test wires it: one metric's `judge` (sampler_claims.quality_claim.Judge: its scores,
-    control, the claim's margin on its scale) over the generations by label. The negative controls call it too."""
-    return comparable_quality({k: judge.scores(g) for k, g in gens.items()}, judge.control,
-                              margin=judge.margin("comparable_margin"), missing=judge.missing)
+    control, the claim's margin on its scale) over the generations by label, decided by the rule the claim's catalogue
+    entry names (comparable_quality, or another quality rule of the same shape). The negative controls call it too."""
+    from . import rule_of
+
+    rule = rule_of(registry.get(claim_id))
+    return rule({k: judge.scores(g) for k, g in gens.items()}, judge.control,
+                margin=judge.margin("comparable_margin"), missing=judge.missing)
 
 
 def comparable_quality(scores: Mapping[str, Sequence[float]], control: Separation | None, *, margin: float,
@@ -188,6 +193,19 @@ def comparable_quality(scores: Mapping[str, Sequence[float]], control: Separatio
     diffs = pairwise_differences(scores)
     parts = [equivalent(iv, margin, f"score {p.replace('|', ' - ')}") for p, iv in diffs.items()]
     return gated(control, all_of(parts, "comparable quality"), missing)
+
+
+def not_worse_quality(scores: Mapping[str, Sequence[float]], control: Separation | None, *, margin: float,
+                      missing: str = "") -> Verdict:
+    """One-sided: no sampler scores below the first one (the reference, listed first) by the margin or more, paired
+    by seed; better is allowed. The rule kind of a claim such as "DDIM@25 is no worse than DDIM@50"."""
+    if control is None:
+        return inconclusive(missing or "no validated quality metric on this model")
+    names = list(scores)
+    first = names[0]
+    parts = [at_least(paired(scores[n], scores[first], f"{n} - {first}"), -margin, f"score {n} - {first}")
+             for n in names[1:]]
+    return gated(control, all_of(parts, f"not worse than {first}"), missing)
 
 
 def margin_position(iv: Interval, margin: float) -> str:
