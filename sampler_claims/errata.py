@@ -113,8 +113,8 @@ class Errata:
         if not self.not_run:
             return f"This run measured all {self.total} claims."
         return (f"This run measured {self.measured_count} of the {self.total} claims; the other "
-                f"{len(self.not_run)} {'is' if len(self.not_run) == 1 else 'are'} listed under “{NOT_RUN_HEADING}” at the end, and this page says nothing "
-                f"about them.")
+                f"{len(self.not_run)} {'is' if len(self.not_run) == 1 else 'are'} listed under “{NOT_RUN_HEADING}” "
+                "at the end, and this page says nothing about them.")
 
     def empty_text(self, group: str) -> str:
         """What an empty group says, scoped to the claims that ran."""
