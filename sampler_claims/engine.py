@@ -350,7 +350,7 @@ class Engine:
             raise
         result = join(req, parts, used_config, [int(t) for t in scheduler.timesteps])
         self.chunk_log.append(result.chunks)
-        self.tally.add(n, sum(result.unet_batch_sizes))
+        self.tally.add(n, sum(result.unet_batch_sizes), guided=req.guidance > 1)
         if progress is not None:
             progress.end(result)
         if self.check:

@@ -9,10 +9,11 @@ tests run; claims.json records, per claim, these planned evaluations beside thos
 `timesteps` after `set_timesteps` on the model's stock config (Heun makes 2N-1). Under xdist each worker
 computes what its groups share again, so the plan is the serial cost.
 
-The estimate: seconds = evaluations x seconds per evaluation + images x seconds per image (text encoding,
-decoding), both measured by sampler_claims.calibration at the run's roster as the engine runs it (roster
-generations) and at one seed (the single-seed and timing generations). It leaves out the metrics (checker,
-SSIM, CLIP); on the embedded model they are a small share, and the README gives measured against planned.
+The estimate: each generation's U-Net calls at a per-call cost (a fixed part plus a part per sample in the call's
+batch, so a request of 8 seeds in two lanes of 4 costs what it does, not what the roster's rate says) and its images
+at a per-image cost (text encoding, decoding), from sampler_claims.calibration, which measures the run's roster as
+the engine runs it and one seed on one thread; times a factor for the tests' own work (scoring, SSIM, captures,
+bookkeeping) where it was measured for the model and device (calibration.OVERHEAD).
 """
 from __future__ import annotations
 
@@ -288,7 +289,7 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
             plan.per_claim[cid] += evals
             plan.per_claim_runs[cid] += [(request_label(run), n)] * times
             if calibration is not None:
-                secs = calibration.rate(n).seconds(evals, n * times)
+                secs = calibration.generation_seconds(n, calls_per_image(run, stock), run.guidance > 1, times)
                 if run.repeat == ROUNDS and min_time:
                     secs = max(secs, min_time * times) + secs / times  # repeated to min_time, calibrated
                 g.seconds = (g.seconds or 0.0) + secs

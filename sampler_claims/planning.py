@@ -45,7 +45,10 @@ def plan_run(session: pytest.Session) -> None:
                                     "calibration, " + (f"about {fmt_time(est)} here" if est is not None else
                                                        "not yet measured for this model and device"))
         try:
-            calibration = calibrate(cs.engine(), s.seeds)  # the roster as the engine runs it, and one seed
+            from .calibration import overhead_of
+
+            # the roster as the engine runs it, and one seed
+            calibration = calibrate(cs.engine(), s.seeds, overhead=overhead_of(s.model_kind, s.device))
         except pytest.fail.Exception:
             calibration = None  # the model does not load: every claim says why; the plan counts only
     budget = config.getoption("--budget", default=None)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sampler_claims.calibration import (
+    REPEATS,
     UNIT_TEXT,
     Calibration,
     Cost,
@@ -69,9 +70,9 @@ def test_the_calibration_measures_the_roster_as_run_and_one_seed(monkeypatch: py
     assert cal.roster.batch == 32 and cal.single.batch == 1 and cal.lanes == 2
     assert cal.roster.per_eval == pytest.approx(0.002) and cal.single.per_eval == pytest.approx(0.002)
     assert cal.roster.per_image == pytest.approx(0.01) and cal.single.per_image == pytest.approx(0.01)
-    assert cal.roster.repeats == 3 and cal.roster.spread == pytest.approx(0.0, abs=1e-9)
+    assert cal.roster.repeats == REPEATS and cal.roster.spread == pytest.approx(0.0, abs=1e-9)
     roster_steps = [s for n, s, _ in eng.requests if n == 32][3:]  # after the warm-ups and the sizing call
-    assert roster_steps == [1, cal.roster.steps] * 3 and cal.roster.steps >= 2, "interleaved pairs"
+    assert roster_steps == [1, cal.roster.steps] * REPEATS and cal.roster.steps >= 2, "interleaved pairs"
     assert cal.compile_s == 0.0 and not cal.compiled
     assert cal.seconds == pytest.approx(eng.now)
 
@@ -234,3 +235,19 @@ def test_the_timing_rounds_planned_seconds_follow_the_plan() -> None:
     plan = make_plan(["speedup"], seeds=4, model_source=str(paths.SD15_RANDOM), quality="checker", rounds=3,
                      calibration=cal)
     assert timing_planned_seconds(cal, 3, str(paths.SD15_RANDOM)) == pytest.approx(plan.seconds)
+
+
+def test_a_small_request_costs_what_its_batch_does() -> None:
+    """The per-call model passes through both measured points (one seed on one thread, the roster in two lanes) and
+    prices a request of 8 seeds (two lanes of 4) above the roster's rate per evaluation, as the run measured:
+    a roster rate alone under-priced such requests by up to 40%."""
+    cal = Calibration("cpu", "float32", 32, roster=Rate(0.0015, 0.0, 32), single=Rate(0.007, 0.0, 1),
+                      seconds=3.0, lanes=2)
+    assert cal.generation_seconds(32, 100) == pytest.approx(100 * 32 * 2 * 0.0015)
+    assert cal.generation_seconds(1, 100) == pytest.approx(100 * 2 * 0.007)
+    per_eval_8 = cal.generation_seconds(8, 100) / (100 * 8 * 2)
+    assert 0.0015 < per_eval_8 < 0.007
+    assert cal.generation_seconds(1, 100, guided=False) > 100 * 0.007, "guidance 1: half the batch, same fixed cost"
+    over = Calibration("cpu", "float32", 32, roster=Rate(0.0015, 0.0, 32), single=Rate(0.007, 0.0, 1),
+                       seconds=3.0, lanes=2, overhead=1.25)
+    assert over.generation_seconds(32, 100) == pytest.approx(1.25 * cal.generation_seconds(32, 100))
