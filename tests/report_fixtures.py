@@ -85,3 +85,43 @@ def results_from_claims_json(path: Path) -> Results:
                 rec.evidence.append(Evidence(e["kind"], e["title"], {k: v for k, v in e.items()
                                                                       if k not in ("kind", "title")}))
     return results
+
+
+#: Claim tests that end in each pytest outcome a verdict can take, by name, for the pytester runs of the report's
+#: and the terminal's tests: `outcomes_module(...)` joins the ones a test needs into one test file.
+OUTCOME_TESTS = {
+    "confirmed": ('''@pytest.mark.claim("same-weights")
+def test_confirmed(claim):
+    claim.decide(exact(True, "one hash"))
+'''),
+    "refuted_unexpectedly": ('''@pytest.mark.claim("ddim-eta")
+def test_refuted_unexpectedly(claim):
+    claim.decide(exact(False, "eta ignored"))
+'''),
+    "refuted_as_expected": ('''@pytest.mark.claim("clone-needed")
+def test_refuted_as_expected(claim):
+    claim.decide(exact(False, "the pipeline rebinds latents"))
+'''),
+    "expected_refuted_but_confirmed": ('''@pytest.mark.claim("cfg-two-passes")
+def test_expected_refuted_but_confirmed(claim):
+    claim.decide(exact(True, "two passes now"))
+'''),
+    "expected_refuted_but_crashed": ('''@pytest.mark.claim("dpm-multi-point")
+def test_expected_refuted_but_crashed(claim):
+    raise RuntimeError("not a refutation")
+'''),
+    "inconclusive": ('''@pytest.mark.claim("comparable-quality")
+def test_inconclusive(claim):
+    claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))
+'''),
+    "plain": ('''def test_plain():
+    pass
+'''),
+}
+
+
+def outcomes_module(*names: str) -> str:
+    """A test file of the named OUTCOME_TESTS, in the order given."""
+    head = "import pytest\nfrom sampler_claims.verdict import Verdict, exact\n"
+    return head + "".join("\n\n" + OUTCOME_TESTS[n] for n in names)
+

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from report_fixtures import sample_results
+from report_fixtures import outcomes_module, sample_results
 from sampler_claims.report import write_report
 from sampler_claims.results import Results, merge_payload, record_payload
 
@@ -113,34 +113,8 @@ def test_interrupted(claim):
     assert {c["id"]: c["verdict"] for c in data["claims"]}["same-weights"] == "confirmed"
 
 
-OUTCOMES_MODULE = '''
-import pytest
-from sampler_claims.verdict import Verdict, exact
-
-@pytest.mark.claim("same-weights")
-def test_confirmed(claim):
-    claim.decide(exact(True, "one hash"))
-
-@pytest.mark.claim("ddim-eta")
-def test_refuted_unexpectedly(claim):
-    claim.decide(exact(False, "eta ignored"))
-
-@pytest.mark.claim("clone-needed")
-def test_refuted_as_expected(claim):
-    claim.decide(exact(False, "the pipeline rebinds latents"))
-
-@pytest.mark.claim("cfg-two-passes")
-def test_expected_refuted_but_confirmed(claim):
-    claim.decide(exact(True, "two passes now"))
-
-@pytest.mark.claim("dpm-multi-point")
-def test_expected_refuted_but_crashed(claim):
-    raise RuntimeError("not a refutation")
-
-@pytest.mark.claim("comparable-quality")
-def test_inconclusive(claim):
-    claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))
-'''
+OUTCOMES_MODULE = outcomes_module("confirmed", "refuted_unexpectedly", "refuted_as_expected",
+                                  "expected_refuted_but_confirmed", "expected_refuted_but_crashed", "inconclusive")
 
 
 def test_the_pytest_outcome_follows_the_verdict(pytester: pytest.Pytester, dummy_folder) -> None:

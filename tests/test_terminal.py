@@ -9,29 +9,13 @@ from types import SimpleNamespace
 import pytest
 from _pytest._io import TerminalWriter
 
+from report_fixtures import outcomes_module
+
 from sampler_claims.outcomes import shown_verdict
 from sampler_claims.progress import Progress, TerminalSink, finished_line, plural
 from sampler_claims.verdict import at_least, equivalent, improves, t_interval
 
-OUTCOMES = '''
-import pytest
-from sampler_claims.verdict import Verdict, exact
-
-@pytest.mark.claim("same-weights")
-def test_confirmed(claim):
-    claim.decide(exact(True, "one hash"))
-
-@pytest.mark.claim("clone-needed")
-def test_refuted_as_expected(claim):
-    claim.decide(exact(False, "the pipeline rebinds latents"))
-
-@pytest.mark.claim("comparable-quality")
-def test_inconclusive(claim):
-    claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))
-
-def test_plain():
-    pass
-'''
+OUTCOMES = outcomes_module("confirmed", "refuted_as_expected", "inconclusive", "plain")
 
 
 @pytest.mark.parametrize("flag", ["-v", "-q"])
