@@ -135,6 +135,10 @@ class ClaimsSession:
             from .engine import Engine
 
             m = self.model()
+            if self.settings.device == "cpu":
+                from .allocator import keep_freed_memory
+
+                keep_freed_memory()  # before the first generation: every one at the run's steady speed
             self._engine = Engine(m.pipe, model_key=self.settings.model_key, size=m.size,
                                   device=self.settings.device, max_batch=self.settings.max_batch,
                                   progress=self.progress, compile=self.settings.compile,
