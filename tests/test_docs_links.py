@@ -42,7 +42,7 @@ def test_the_readme_keeps_no_per_claim_figures() -> None:
     text = (ROOT / "README.md").read_text()
     assert not re.search(r"[+−-]\d\.\d+ \[[+−-]?\d", text), "an interval copied from a run"
     assert not re.search(r"\b\d+/255\b", text), "a pixel difference copied from a run"
-    assert "about 5-11 minutes on a 2-core CPU" in text
+    assert "about 11 minutes on a 2-core CPU" in text
 
 
 def test_the_readmes_findings_beyond_the_lesson_are_the_catalogues() -> None:
