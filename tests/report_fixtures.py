@@ -87,41 +87,28 @@ def results_from_claims_json(path: Path) -> Results:
     return results
 
 
-#: Claim tests that end in each pytest outcome a verdict can take, by name, for the pytester runs of the report's
-#: and the terminal's tests: `outcomes_module(...)` joins the ones a test needs into one test file.
-OUTCOME_TESTS = {
-    "confirmed": ('''@pytest.mark.claim("same-weights")
-def test_confirmed(claim):
-    claim.decide(exact(True, "one hash"))
-'''),
-    "refuted_unexpectedly": ('''@pytest.mark.claim("ddim-eta")
-def test_refuted_unexpectedly(claim):
-    claim.decide(exact(False, "eta ignored"))
-'''),
-    "refuted_as_expected": ('''@pytest.mark.claim("clone-needed")
-def test_refuted_as_expected(claim):
-    claim.decide(exact(False, "the pipeline rebinds latents"))
-'''),
-    "expected_refuted_but_confirmed": ('''@pytest.mark.claim("cfg-two-passes")
-def test_expected_refuted_but_confirmed(claim):
-    claim.decide(exact(True, "two passes now"))
-'''),
-    "expected_refuted_but_crashed": ('''@pytest.mark.claim("dpm-multi-point")
-def test_expected_refuted_but_crashed(claim):
-    raise RuntimeError("not a refutation")
-'''),
-    "inconclusive": ('''@pytest.mark.claim("comparable-quality")
-def test_inconclusive(claim):
-    claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))
-'''),
-    "plain": ('''def test_plain():
-    pass
-'''),
+#: Claim tests that end in each pytest outcome a verdict can take, by name: (the claim it decides, the test's body),
+#: for the pytester runs of the report's and the terminal's tests. `outcomes_module(...)` writes the ones a test
+#: needs into one test file; "plain" is a test that decides no claim.
+OUTCOME_TESTS: dict[str, tuple[str | None, str]] = {
+    "confirmed": ("same-weights", 'claim.decide(exact(True, "one hash"))'),
+    "refuted_unexpectedly": ("ddim-eta", 'claim.decide(exact(False, "eta ignored"))'),
+    "refuted_as_expected": ("clone-needed", 'claim.decide(exact(False, "the pipeline rebinds latents"))'),
+    "expected_refuted_but_confirmed": ("cfg-two-passes", 'claim.decide(exact(True, "two passes now"))'),
+    "expected_refuted_but_crashed": ("dpm-multi-point", 'raise RuntimeError("not a refutation")'),
+    "inconclusive": ("comparable-quality",
+                     'claim.decide(Verdict("inconclusive", "straddles the margin", seeds_needed=99))'),
+    "plain": (None, "pass"),
 }
 
 
 def outcomes_module(*names: str) -> str:
     """A test file of the named OUTCOME_TESTS, in the order given."""
-    head = "import pytest\nfrom sampler_claims.verdict import Verdict, exact\n"
-    return head + "".join("\n\n" + OUTCOME_TESTS[n] for n in names)
-
+    parts = ["import pytest\nfrom sampler_claims.verdict import Verdict, exact\n"]
+    for name in names:
+        claim, body = OUTCOME_TESTS[name]
+        if claim is None:
+            parts.append(f"def test_{name}():\n    {body}\n")
+        else:
+            parts.append(f'@pytest.mark.claim("{claim}")\ndef test_{name}(claim):\n    {body}\n')
+    return "\n\n".join(parts)
