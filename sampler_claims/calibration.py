@@ -20,6 +20,7 @@ machines.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -123,10 +124,10 @@ class Calibration:
         lane's share of the seeds, twice with guidance, the lanes at once). None when they do not (one lane of one
         seed), and the per-evaluation rates are used as they are."""
         n, lanes = self.roster.batch, max(1, self.lanes)
-        share = min(self.max_batch, n) if self.max_batch else -(-n // lanes)
+        share = min(self.max_batch, n) if self.max_batch else math.ceil(n / lanes)
         if share <= 1:
             return None
-        waves = -(-(-(-n // share)) // lanes)  # rounds of calls one after the other: chunks over lanes
+        waves = math.ceil(math.ceil(n / share) / lanes)  # rounds of calls one after the other: chunks over lanes
         per_call_roster = self.roster.per_eval * 2 * n / waves  # a step of every seed, guided, per wave
         per_call_single = self.single.per_eval * 2
         beta = (per_call_roster - per_call_single) / (2 * share - 2)
@@ -147,9 +148,9 @@ class Calibration:
             return rate.seconds(images * calls * g * times, images * times) * self.overhead
         alpha, beta = model
         lanes = max(1, self.lanes) if images > 1 else 1
-        share = min(self.max_batch, images) if self.max_batch else -(-images // min(lanes, images))
-        chunks = -(-images // share)
-        waves = -(-chunks // min(lanes, chunks))
+        share = min(self.max_batch, images) if self.max_batch else math.ceil(images / min(lanes, images))
+        chunks = math.ceil(images / share)
+        waves = math.ceil(chunks / min(lanes, chunks))
         seconds = waves * calls * (alpha + beta * share * g) + self.rate(images).per_image * images
         return seconds * times * self.overhead
 
