@@ -42,7 +42,8 @@ from .calibration import Tally
 from .counters import count_unet_calls
 from .memory import MemoryProbe, is_oom, probe_for, run_in_chunks
 from .metrics import guard
-from .schedulers import SchedulerSpec, make_scheduler
+from .lanes import lane_chunks
+from .schedulers import SchedulerSpec, canonical, make_scheduler
 from .threads import pinned
 
 DEFAULT_GUIDANCE = 7.5
@@ -256,10 +257,11 @@ class Engine:
         the seeds after it, joined as chunks are: a claim on a longer roster (registry.DDPM_SEEDS) shares the
         shorter roster's images instead of computing them again."""
         bypass = not cached or generators is not None or callback is not None
-        key = (self.model_key, request)
+        key = self.cache_key(request)
         if not bypass and key in self._cache:
             self.stats["hits"] += 1
-            return self._cache[key]
+            hit = self._cache[key]
+            return hit if hit.request == request else replace(hit, request=request)
         prefix = None if bypass else self._cached_prefix(request)
         if prefix is not None:
             k = len(prefix.request.seeds)
@@ -279,12 +281,27 @@ class Engine:
             self._cache[key] = result
         return result
 
+    def cache_key(self, request: Request) -> tuple[str, Request]:
+        """What the cache keys a request by: the model and the request with its scheduler in canonical form
+        (schedulers.canonical: an override the stock config already gives is dropped), so a claim that spells out
+        a default shares the stock run another claim makes."""
+        return self.model_key, replace(request, scheduler=canonical(request.scheduler, self.stock_config))
+
+    def keep(self, generation: Generation) -> None:
+        """Keep a generation made uncached (a timed one) for the cached requests that ask for it later: the timing
+        rounds make the single-seed DDPM@1000 and DDIM@50 images that lesson-code-runs and cfg-two-passes show,
+        and a timed call is the same request on the same code path. The first one kept stays."""
+        key = self.cache_key(generation.request)
+        if key not in self._cache:
+            self._cache[key] = generation
+
     def _cached_prefix(self, request: Request) -> Generation | None:
         """The cached generation with the most seeds whose request is this one's first seeds and prompts, same in
         everything else. None where z_T comes from one generator for the whole batch (latents_seed): there a
         shorter batch draws other latents."""
         if request.latents_seed is not None:
             return None
+        request = self.cache_key(request)[1]
         best = None
         for (model, req), gen in self._cache.items():
             k = len(req.seeds)
@@ -377,12 +394,7 @@ class Engine:
         Overlapping chunks each get their share (by seeds) of the whole section's wall and CPU time, since their
         own clocks overlap. If one lane fails or the run is interrupted, the others stop at their next step."""
         threads = torch.get_num_threads()
-        if whole:
-            chunks = [(0, n)]
-        elif self.max_batch:
-            chunks = [(a, min(self.max_batch, n - a)) for a in range(0, n, self.max_batch)]
-        else:
-            chunks = [(int(a[0]), len(a)) for a in np.array_split(np.arange(n), min(threads, n))]
+        chunks = lane_chunks(n, threads, self.max_batch or 0, whole)
         lanes = min(threads, len(chunks))
         with pinned(1):  # every pipeline call on one thread; the lanes set their own
             if lanes == 1:

@@ -96,6 +96,16 @@ def claim_runs(claim: registry.Claim, *, quality: str, atlas: bool, trained: boo
     return out + own
 
 
+def canonical_config(run: RunSpec, stock: dict[str, Any]) -> tuple[Any, ...]:
+    """The run's config with its scheduler in canonical form (schedulers.canonical), as the engine's cache keys it:
+    a run that spells out a stock default is the stock run."""
+    from .schedulers import canonical
+
+    if not run.overrides:
+        return run.config
+    return replace(run, overrides=canonical(run.spec(), stock).overrides).config
+
+
 def request_label(run: RunSpec) -> str:
     """The label the engine's request for this run has (sampler_claims.engine.Request.label)."""
     return run.request((0,), "").label
@@ -241,6 +251,8 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
     """The plan of the selected claims, in the order given (the order the tests run in): each claim's declared runs
     (claim_runs), a generation that an earlier claim already made counted once, in the claim that makes it. On
     random weights (`trained` False) the quality claims are skipped before they generate, so they plan nothing."""
+    from .timing import TIMING_ROLE
+
     stock = stock_scheduler_config(model_source)
     rounds, min_time = timing_settings(rounds)
     plan = Plan(seeds, calibration=calibration, timing_min_s=min_time)
@@ -260,22 +272,25 @@ def make_plan(claim_ids: Iterable[str], *, seeds: int, model_source: str, qualit
             timed = run.repeat == ROUNDS or run.name == "warm-up" and any(
                 r.repeat == ROUNDS for r in claim.runs.values())
             n = run.images(seeds, registry.claim_seeds(claim, seeds), frames)
+            config = canonical_config(run, stock)
             if timed:
-                key: Any = (TIMING_ROUNDS, run.config, run.name == "warm-up")
+                key: Any = (TIMING_ROUNDS, config, run.name == "warm-up")
+                if run.name != "warm-up":  # the rounds keep their images for the single-seed runs asked later
+                    seen.add((config, "single", TIMING_ROLE))
             elif not run.cached:
-                key = (cid, run.name, run.config)
+                key = (cid, run.name, config)
             elif run.seeds in ("roster", "claim"):
                 # As the engine's cache serves it: the same length is a hit, a longer request extends the longest
                 # shorter one made (only its extra seeds run), and a shorter one after a longer runs whole.
                 key = None
-                made = on_roster.setdefault(run.config, set())
+                made = on_roster.setdefault(config, set())
                 if n in made:
                     continue
                 shorter = max((k for k in made if k < n), default=0)
                 made.add(n)
                 n -= shorter
             else:
-                key = (run.config, run.seeds, claim.single_role if run.seeds == "single" else "")
+                key = (config, run.seeds, claim.single_role if run.seeds == "single" else "")
             if key is not None:
                 if key in seen:
                     continue

@@ -340,9 +340,9 @@ def quality_claim(claim: ClaimRecorder, claims_session: ClaimsSession, engine: E
 def timing_rounds(request: pytest.FixtureRequest, engine: Engine, prompts: Prompts, settings: Settings) -> Rounds:
     """The run's interleaved timing rounds (sampler_claims.timing): measured by the first timing claim that
     asks for them, through its pytest-benchmark fixture, and shared by every later one."""
-    from .timing import session_rounds
+    from .timing import TIMING_ROLE, session_rounds
 
-    prompt, seed = prompts.single("exercise1")
+    prompt, seed = prompts.single(TIMING_ROLE)
     cs = request.config.stash[SESSION_KEY]
     before = engine.tally.copy()
     rounds = session_rounds(request, engine, prompt, seed, settings.timing_rounds)

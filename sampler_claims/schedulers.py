@@ -143,3 +143,26 @@ def make_scheduler(spec: SchedulerSpec, stock_config: Any) -> tuple[SchedulerMix
     used = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
     used["_class_name"] = cls.__name__
     return scheduler, used
+
+
+def canonical(spec: SchedulerSpec, stock_config: Any, _memo: dict[Any, SchedulerSpec] = {}) -> SchedulerSpec:  # noqa: B006
+    """`spec` without the overrides the stock config already gives: the same scheduler class and config, so the
+    same images. A claim may spell out a default to say what it compares (DPM-Solver with final_sigmas_type="zero"
+    beside "sigma_min", timestep_spacing="leading" beside "trailing"); the engine's cache and the plan key a
+    generation by this form, so the stock run another claim makes is computed once, not twice. An override is
+    dropped only if the config made without it is the config made with it; a spec that cannot be made stays as
+    it is (its own error comes when it runs)."""
+    if not spec.overrides:
+        return spec
+    key = (spec, id(stock_config))
+    if key not in _memo:
+        try:
+            _, used = make_scheduler(spec, stock_config)
+            kept = tuple(o for o in spec.overrides
+                         if make_scheduler(SchedulerSpec(spec.name, tuple(x for x in spec.overrides if x != o)),
+                                           stock_config)[1] != used)
+            out = SchedulerSpec(spec.name, kept)
+            _memo[key] = out if make_scheduler(out, stock_config)[1] == used else spec
+        except Exception:  # noqa: BLE001 - a spec that cannot be made is keyed as written
+            _memo[key] = spec
+    return _memo[key]

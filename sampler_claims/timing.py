@@ -88,6 +88,11 @@ def run_timed_name(run: Any) -> str:
     return timed_name(run.sampler, run.steps, None if run.guidance == DEFAULTS["guidance"] else run.guidance)
 
 
+#: The prompt-table entry (sampler_claims.prompts) the timing rounds take their one prompt and seed from: Exercise
+#: 1's, so their images are the single-seed runs of Exercise 1's claims, which reuse them (Engine.keep).
+TIMING_ROLE = "exercise1"
+
+
 def timed_configs(prompt: str, seed: int) -> dict[str, Request]:
     """Every configuration any timing claim reads, one seed each, by name: the runs the catalogue's timing claims
     declare for the rounds (timed_runs). Read when called, so the rounds time what the catalogue says."""
@@ -285,6 +290,8 @@ def _timed_round(engine: Engine, configs: dict[str, Request], out: Rounds, order
         finally:
             if key is not None:
                 engine.ledger_key = key
+        if hasattr(engine, "keep"):  # the image is the cached request's own: a later claim showing it reuses it
+            engine.keep(gen)
         wall, cpu = calls[n]
         wall.append(gen.seconds)
         cpu.append(gen.cpu_seconds)

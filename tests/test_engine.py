@@ -49,6 +49,29 @@ def test_scheduler_overrides_are_part_of_the_key(dummy_engine: Engine) -> None:
     assert a.scheduler_config["timestep_spacing"] == "leading"
 
 
+def test_an_override_the_stock_config_already_gives_is_the_stock_run(dummy_engine: Engine) -> None:
+    """DPM-Solver with final_sigmas_type="zero" (its default) makes the stock DPM-Solver's config, so it is one
+    generation: the second asks for it by its own request and gets the first's images; a real override is not."""
+    stock = dummy_engine.generate(Request(SchedulerSpec.of("dpm-solver"), 4, (1,), PROMPT))
+    spelled = Request(SchedulerSpec.of("dpm-solver", final_sigmas_type="zero"), 4, (1,), PROMPT)
+    same = dummy_engine.generate(spelled)
+    assert same.request == spelled and same.images is stock.images
+    assert dummy_engine.stats["misses"] == 1 and dummy_engine.stats["hits"] == 1
+    other = dummy_engine.generate(Request(SchedulerSpec.of("dpm-solver", final_sigmas_type="sigma_min"), 4, (1,),
+                                          PROMPT))
+    assert other.images is not stock.images and dummy_engine.stats["misses"] == 2
+
+
+def test_a_kept_timed_generation_serves_the_cached_request(dummy_engine: Engine) -> None:
+    """The timing rounds keep their uncached images (Engine.keep): a later cached request of the same configuration
+    and seed reads them instead of generating again, and equals what it would have generated."""
+    timed = dummy_engine.generate(req(seeds=(1,)), cached=False)
+    dummy_engine.keep(timed)
+    assert dummy_engine.generate(req(seeds=(1,))) is timed
+    assert dummy_engine.stats["misses"] == 0 and dummy_engine.stats["hits"] == 1
+    assert np.array_equal(dummy_engine.generate(req(seeds=(1,)), cached=False).images, timed.images)
+
+
 def test_a_longer_roster_reuses_the_cached_first_seeds(dummy_engine: Engine) -> None:
     """A request that extends a cached one by more seeds runs only the new seeds, and joins them as a chunked
     generation joins its chunks: the result is the one-batch generation."""

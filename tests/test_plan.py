@@ -60,6 +60,22 @@ def test_sweet_spot_plans_its_scored_steps_on_the_longer_roster() -> None:
     assert planned(["sweet-spot"], seeds=seeds).evaluations == expected
 
 
+def test_a_run_that_spells_out_a_stock_default_is_the_stock_run() -> None:
+    """final-sigma-zero's DPM-Solver@10 with final_sigmas_type="zero" is DPM-Solver's default: after sweet-spot-
+    guidance's stock DPM-Solver@10 on the same roster it costs nothing (the engine's cache keys it the same way)."""
+    alone = planned(["final-sigma-zero"])
+    after = planned(["sweet-spot-guidance", "final-sigma-zero"])
+    assert after.per_claim["final-sigma-zero"] == alone.evaluations - 10 * 2 * 8
+
+
+def test_the_timing_rounds_images_serve_the_single_seed_runs_after_them() -> None:
+    """lesson-code-runs shows DDPM@1000 on Exercise 1's seed, which the timing rounds make (and keep) in every
+    round: after speedup it plans nothing; alone it plans its one image."""
+    alone = planned(["lesson-code-runs"])
+    assert alone.evaluations == 1000 * 2
+    assert planned(["speedup", "lesson-code-runs"]).per_claim["lesson-code-runs"] == 0
+
+
 def test_heun_counts_its_own_calls() -> None:
     """dpm-multi-point: single-seed DPM-Solver, DPM-Solver singlestep and Heun at 10 steps; Heun makes 2N-1."""
     assert planned(["dpm-multi-point"]).evaluations == (10 + 10 + 19) * 2
