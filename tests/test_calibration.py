@@ -251,3 +251,25 @@ def test_a_small_request_costs_what_its_batch_does() -> None:
     over = Calibration("cpu", "float32", 32, roster=Rate(0.0015, 0.0, 32), single=Rate(0.007, 0.0, 1),
                        seconds=3.0, lanes=2, overhead=1.25)
     assert over.generation_seconds(32, 100) == pytest.approx(1.25 * cal.generation_seconds(32, 100))
+
+
+def test_noisy_pairs_get_as_many_again_and_the_median_is_over_all():
+    """A calibration in a slow minute: pairs that spread more than SPREAD_MORE are measured again (as many
+    pairs), and the rate is the median of all of them; steady pairs are not."""
+    from sampler_claims.calibration import SPREAD_MORE, _pair_rate
+
+    def run(slow_pairs: set[int]) -> tuple[Rate, int]:
+        calls = []
+
+        def timed(steps: int) -> tuple[float, int]:
+            calls.append(steps)
+            pair = (len(calls) - 1) // 2
+            factor = 2.0 if pair in slow_pairs else 1.0
+            return steps * 0.01 * factor, steps * 10
+        return _pair_rate(timed, 4, 20, REPEATS, more=True), len(calls) // 2
+
+    steady, pairs = run(set())
+    assert pairs == REPEATS and steady.repeats == REPEATS and steady.spread <= SPREAD_MORE
+    noisy, pairs = run({0, 1})  # two slow pairs of five: a spread of 100%
+    assert pairs == 2 * REPEATS and noisy.repeats == 2 * REPEATS
+    assert noisy.per_eval == pytest.approx(0.001), "the median of ten pairs, eight of them steady"
