@@ -348,6 +348,15 @@ class Tally:
     def copy(self) -> Tally:
         return Tally({k: list(v) for k, v in self.shapes.items()})
 
+    def with_partial(self, images: int, guided: bool, calls: int, fraction: float) -> Tally:
+        """A copy with `fraction` of one more generation (a generation in progress) counted as done: its share of
+        the evaluations and of one generation, so the calibration prices it at its share of the whole."""
+        out = self.copy()
+        entry = out.shapes.setdefault((images, guided), [0, 0])
+        entry[0] += fraction * images * calls * (2 if guided else 1)
+        entry[1] += fraction
+        return out
+
     def since(self, base: Tally) -> Tally:
         out = Tally()
         for k, (e, c) in self.shapes.items():
@@ -360,7 +369,7 @@ class Tally:
         """What the calibration says this work costs (evaluations if there is no calibration)."""
         if calibration is None:
             return float(self.evaluations)
-        return sum(planned_seconds(calibration, n, e, max(c, 1), guided)
+        return sum(planned_seconds(calibration, n, e, c if c > 0 else 1, guided)
                    for (n, guided), (e, c) in self.shapes.items() if e > 0)
 
 
@@ -411,7 +420,7 @@ class RunClock:
         rate = work / spent
         remaining = total - work
         if remaining <= 0:
-            over = done.evaluations - self.planned_evals
+            over = int(done.evaluations - self.planned_evals)
             if over <= 0:
                 return None, "the planned evaluations are done"
             return None, (f"past the planned evaluations ({over:+,} against the plan's {self.planned_evals:,}); "

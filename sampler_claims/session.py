@@ -190,14 +190,18 @@ class ClaimsSession:
         self.clock.credit(timing_planned_seconds(cal, self.settings.timing_rounds or 0,
                                                  self.settings.model_source) - counted)
 
-    def run_left(self) -> str | None:
+    def run_left(self, partial: tuple[int, bool, int, float] | None = None) -> str | None:
         """The run's time left: the plan's remaining evaluations at the rate this run has measured so far
-        (sampler_claims.calibration.RunClock); never 0 s while planned evaluations remain."""
+        (sampler_claims.calibration.RunClock); never 0 s while planned evaluations remain. `partial`: the
+        generation in progress as (images, guided, calls, fraction done), counted for what it has done."""
         if self.plan is None or not self.plan.evaluations:
             return None
         if self.clock is None:
             return f"~{fmt_time(self.plan.seconds)} planned" if self.plan.seconds is not None else None
-        return self.clock.text(self._engine.tally if self._engine is not None else Tally())
+        tally = self._engine.tally if self._engine is not None else Tally()
+        if partial is not None:
+            tally = tally.with_partial(*partial)
+        return self.clock.text(tally)
 
     def cost(self) -> dict[str, Any]:
         """Planned and measured time, and the run's cost in units of one DDPM@1000 image with guidance on one

@@ -69,3 +69,44 @@ def test_a_run_shows_its_progress_lines(pytester: pytest.Pytester, dummy_folder,
         assert "test_gen: " in lines[0] and "3/3 steps" in lines[0]
     if "-n" in args:
         assert "[gw0]" in lines[0]  # printed by the controller, from the worker's report
+
+
+def test_a_long_generation_in_a_log_says_the_run_time_left_now_and_then(dummy_pipe) -> None:
+    """Without a terminal a generation writes one finished line, and a long one also a line every log_interval
+    seconds with the run's time left, counting its own steps so far (the run_left callable gets them)."""
+    torch.set_num_threads(1)
+    seen: list[tuple[str, bool]] = []
+    partials: list = []
+
+    def run_left(partial=None):  # noqa: ANN001, ANN202
+        partials.append(partial)
+        return "~1 min left of ~2 min planned"
+
+    progress = Progress(lambda text, final: seen.append((text, final)), clock=Clock(), live=False,
+                        run_left=run_left, log_interval=3.0)
+    engine = Engine(dummy_pipe, model_key="dummy", size=16, device="cpu", progress=progress)
+    engine.generate(Request(DDIM, 8, (0, 1), "p"))
+    lines = [t for t, final in seen]
+    assert all(final for _, final in seen) and len(lines) >= 3
+    assert "step " in lines[0] and "spent; run: ~1 min left of ~2 min planned" in lines[0]
+    assert "8/8 steps" in lines[-1] and "step " not in lines[-1].split(": ", 1)[1].split(",")[0]
+    now_and_then = [p for p in partials if p is not None]
+    assert now_and_then and now_and_then[0][:3] == (2, True, 8) and 0 < now_and_then[0][3] < 1
+
+    quiet: list[tuple[str, bool]] = []
+    engine.progress = Progress(lambda text, final: quiet.append((text, final)), clock=Clock(), live=False,
+                               run_left=run_left, log_interval=1e9)
+    engine.generate(Request(DDIM, 8, (2, 3), "p"))
+    assert len(quiet) == 1, "a short generation: its finished line only"
+
+
+def test_the_run_clock_counts_a_generation_in_progress() -> None:
+    """The time left read during a long generation counts its steps so far: half of a generation is half its
+    planned seconds done."""
+    from sampler_claims.calibration import Calibration, Rate, RunClock, Tally
+
+    cal = Calibration("cpu", "float32", 32, Rate(0.001, 0.0, 4), Rate(0.004, 0.0, 1), 1.0, lanes=2)
+    whole = Tally()
+    whole.add(4, 4 * 100 * 2)
+    half = Tally().with_partial(4, True, 100, 0.5)
+    assert half.planned_seconds(cal) == pytest.approx(whole.planned_seconds(cal) / 2)
