@@ -161,7 +161,8 @@ def test_speedup(claim, timing_rounds):
 
 
 # ------------------------------------------------------------------------------------ lesson-code-runs
-# After speedup: the timing rounds make this DDPM@1000 image on the same seed and prompt, and keep it.
+# After speedup: the timing rounds make this DDPM@1000 image on the same seed and prompt and keep it (in the same
+# process; under xdist a worker without the rounds makes its own).
 @pytest.mark.claim("lesson-code-runs")
 def test_lesson_code_runs(claim, engine, runs):
     prompt, (seed,) = runs.inputs("fixed")

@@ -32,7 +32,7 @@ from .lanes import lane_chunks, waves
 #: long enough for a median of repeats to be steady, short beside the run. A slow model (SD 1.5 on a CPU)
 #: shrinks to one repeat of the fewest steps and seeds instead (see `calibrate`). With 3 repeats in 6 s the
 #: roster rate's repeats spread 21-47% and fresh-clone runs on one machine calibrated 1.48-1.85 ms per evaluation:
-#: now 5 repeats in about 10 s per shape, each pair at most a fifth of it.
+#: now 5 repeats in about 10 s per shape, each pair at most a fifth of it (twice that where they spread, SPREAD_MORE).
 TARGET_S = 10.0
 #: Repeats of each (1 step, N steps) pair, interleaved.
 REPEATS = 5
@@ -306,7 +306,7 @@ def planned_seconds(calibration: Calibration, images: int, evaluations: float, t
                     guided: bool = True) -> float:
     """The seconds of a planned generation of `images` seeds (run `times` times) and its evaluations (all of
     them, over the `times`)."""
-    calls = evaluations / max(1, images * times * (2 if guided else 1))
+    calls = evaluations / (images * times * (2 if guided else 1) or 1)  # times may be a fraction (with_partial)
     return calibration.generation_seconds(images, calls, guided, times)
 
 

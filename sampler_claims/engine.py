@@ -219,6 +219,12 @@ class Engine:
         #: The stock scheduler config, captured before any swap: every scheduler is made from it.
         self.stock_config = pipe.scheduler.config
         self._cache: dict[tuple[str, Request], Generation] = {}
+        #: Uncached generations kept for later cached requests (keep): exact hits only, never a longer roster's
+        #: first seeds (a single timed seed would otherwise start a roster that shares its prompt and first seed).
+        self._kept: dict[tuple[str, Request], Generation] = {}
+        #: A hit asked for by another spelling of its request, as returned: one object per spelling, so that what is
+        #: keyed by a generation's identity (the quality scores) is computed once.
+        self._aliases: dict[Request, Generation] = {}
         self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
         #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and
         #: schedulers.
@@ -258,10 +264,12 @@ class Engine:
         shorter roster's images instead of computing them again."""
         bypass = not cached or generators is not None or callback is not None
         key = self.cache_key(request)
-        if not bypass and key in self._cache:
+        if not bypass and (key in self._cache or key in self._kept):
             self.stats["hits"] += 1
-            hit = self._cache[key]
-            return hit if hit.request == request else replace(hit, request=request)
+            hit = self._cache[key] if key in self._cache else self._kept[key]
+            if hit.request == request:
+                return hit
+            return self._aliases.setdefault(request, replace(hit, request=request))
         prefix = None if bypass else self._cached_prefix(request)
         if prefix is not None:
             k = len(prefix.request.seeds)
@@ -290,10 +298,11 @@ class Engine:
     def keep(self, generation: Generation) -> None:
         """Keep a generation made uncached (a timed one) for the cached requests that ask for it later: the timing
         rounds make the single-seed DDPM@1000 and DDIM@50 images that lesson-code-runs and cfg-two-passes show,
-        and a timed call is the same request on the same code path. The first one kept stays."""
+        and a timed call is the same request on the same code path. The first one kept stays. A kept generation
+        serves its own request only, never as the first seeds of a longer one (_cached_prefix reads the cache)."""
         key = self.cache_key(generation.request)
-        if key not in self._cache:
-            self._cache[key] = generation
+        if key not in self._cache and key not in self._kept:
+            self._kept[key] = generation
 
     def _cached_prefix(self, request: Request) -> Generation | None:
         """The cached generation with the most seeds whose request is this one's first seeds and prompts, same in

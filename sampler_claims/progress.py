@@ -15,6 +15,7 @@ step, and the line goes through pytest's terminal reporter on the process that o
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -79,7 +80,10 @@ class Progress:
         """"; run: ~X left of ~Y planned", counting `partial` (the generation in progress) as done so far."""
         if self.run_left is None:
             return ""
-        run = self.run_left(partial) if partial is not None else self.run_left()
+        try:
+            run = self.run_left(partial) if partial is not None else self.run_left()
+        except Exception:  # noqa: BLE001 - a progress line never stops a generation (it runs in the step callback)
+            return ""
         return f"; run: {run}" if run else ""
 
     @contextmanager
@@ -134,6 +138,8 @@ class Line:
         self.start = progress.clock()
         self.last = -1e9
         self.logged = self.start  # the last line this generation wrote to a log
+        #: CPU lanes report their steps from their own threads: one at a time.
+        self.lock = threading.Lock()
         self.total_steps = request.steps
         self.done_chunks = 0  # image-steps of the chunks already finished
         self.step_no = 0
@@ -146,6 +152,10 @@ class Line:
 
     def step(self, start: int, count: int, k: int, steps: int | None) -> None:
         """Step k (1-based) of `steps` done for the chunk of `count` seeds starting at seed index `start`."""
+        with self.lock:
+            self._step(start, count, k, steps)
+
+    def _step(self, start: int, count: int, k: int, steps: int | None) -> None:
         if steps:
             self.total_steps = steps
         self.step_no = k

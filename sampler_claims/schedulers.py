@@ -154,7 +154,7 @@ def canonical(spec: SchedulerSpec, stock_config: Any, _memo: dict[Any, Scheduler
     it is (its own error comes when it runs)."""
     if not spec.overrides:
         return spec
-    key = (spec, id(stock_config))
+    key = (spec, config_key(stock_config))
     if key not in _memo:
         try:
             _, used = make_scheduler(spec, stock_config)
@@ -166,3 +166,9 @@ def canonical(spec: SchedulerSpec, stock_config: Any, _memo: dict[Any, Scheduler
         except Exception:  # noqa: BLE001 - a spec that cannot be made is keyed as written
             _memo[key] = spec
     return _memo[key]
+
+
+def config_key(config: Any) -> tuple[tuple[str, str], ...]:
+    """A hashable form of a scheduler config by its content (a memo keyed by a dict's id could meet another dict
+    at the same address once the first is gone)."""
+    return tuple(sorted((str(k), repr(v)) for k, v in dict(config).items()))

@@ -72,6 +72,23 @@ def test_a_kept_timed_generation_serves_the_cached_request(dummy_engine: Engine)
     assert np.array_equal(dummy_engine.generate(req(seeds=(1,)), cached=False).images, timed.images)
 
 
+def test_a_kept_generation_never_starts_a_longer_roster(dummy_engine: Engine) -> None:
+    """A kept single timed seed serves its own request only: a roster that begins with its seed and prompt runs
+    whole (as the plan counts it), not as the kept seed plus the rest."""
+    dummy_engine.keep(dummy_engine.generate(req(seeds=(1,)), cached=False))
+    longer = dummy_engine.generate(req(seeds=(1, 2)))
+    assert dummy_engine.stats["extended"] == 0 and dummy_engine.stats["misses"] == 1
+    assert sum(longer.chunks) == 2 and len(longer.request.seeds) == 2
+
+
+def test_another_spelling_gets_one_object(dummy_engine: Engine) -> None:
+    """Asked twice by a spelling the stock config already gives, a hit is the same object both times (so scores
+    keyed by a generation's identity are computed once)."""
+    dummy_engine.generate(Request(SchedulerSpec.of("dpm-solver"), 4, (1,), PROMPT))
+    spelled = Request(SchedulerSpec.of("dpm-solver", final_sigmas_type="zero"), 4, (1,), PROMPT)
+    assert dummy_engine.generate(spelled) is dummy_engine.generate(spelled)
+
+
 def test_a_longer_roster_reuses_the_cached_first_seeds(dummy_engine: Engine) -> None:
     """A request that extends a cached one by more seeds runs only the new seeds, and joins them as a chunked
     generation joins its chunks: the result is the one-batch generation."""

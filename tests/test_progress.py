@@ -110,3 +110,8 @@ def test_the_run_clock_counts_a_generation_in_progress() -> None:
     whole.add(4, 4 * 100 * 2)
     half = Tally().with_partial(4, True, 100, 0.5)
     assert half.planned_seconds(cal) == pytest.approx(whole.planned_seconds(cal) / 2)
+    for guided in (True, False):  # one seed a quarter done: a quarter of its price, guided or not
+        whole_one = Tally()
+        whole_one.add(1, 1000 * (2 if guided else 1), guided=guided)
+        quarter = Tally().with_partial(1, guided, 1000, 0.25)
+        assert quarter.planned_seconds(cal) == pytest.approx(whole_one.planned_seconds(cal) / 4)
