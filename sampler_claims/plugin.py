@@ -527,6 +527,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     marker = item.get_closest_marker("claim")
     if marker is not None and SESSION_KEY in item.config.stash:  # the claims' measured time ends with the last
         item.config.stash[SESSION_KEY].claims_finished = __import__("time").perf_counter()
+    elif SESSION_KEY in item.config.stash:  # another test (tests/ in CI's one session): not the claims' cost
+        item.config.stash[SESSION_KEY].other_tests_s += report.duration
     progress = item.config.stash[SESSION_KEY].progress if SESSION_KEY in item.config.stash else None
     if worker_id(item.config) is not None and progress is not None:
         lines = progress.sink.drain()

@@ -273,3 +273,30 @@ def test_noisy_pairs_get_as_many_again_and_the_median_is_over_all():
     noisy, pairs = run({0, 1})  # two slow pairs of five: a spread of 100%
     assert pairs == 2 * REPEATS and noisy.repeats == 2 * REPEATS
     assert noisy.per_eval == pytest.approx(0.001), "the median of ten pairs, eight of them steady"
+
+
+OTHER_THEN_CLAIM = """
+import time
+import pytest
+
+def test_harness_first():
+    time.sleep(4)
+
+@pytest.mark.claim("same-weights")
+def test_claim():
+    pytest.skip("nothing to measure here")
+"""
+
+
+def test_the_claims_cost_leaves_out_other_tests_of_the_session(pytester: pytest.Pytester, dummy_folder) -> None:
+    """CI runs tests/ and claims/ in one session: the claims' cost counts the claims' part only (a harness test of
+    4 s before them is not in it)."""
+    pytester.makepyfile(OTHER_THEN_CLAIM)
+    result = pytester.runpytest_subprocess("-p", "sampler_claims.plugin", "--model", str(dummy_folder), "--device",
+                                           "cpu", "--seeds", "2", "--claims-report",
+                                           str(pytester.path / "r" / "index.html"))
+    import json
+
+    env = json.loads((pytester.path / "r" / "claims.json").read_text())["environment"]
+    left_out = env["duration_s"] - env["cost"]["run"]["seconds"]
+    assert 3.9 <= left_out < 6.0, (left_out, result.stdout.str()[-2000:])
