@@ -154,9 +154,7 @@ def stock_scheduler_config(model_source: str) -> dict[str, Any]:
 def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] = {}) -> int:  # noqa: B006
     """U-Net calls of one generation: the scheduler's timesteps after set_timesteps (a step that fails at the
     first call, like the stock DDPM@1000 of lesson-code-runs, is not listed)."""
-    from .schedulers import SchedulerSpec, make_scheduler
-
-    from .schedulers import config_key
+    from .schedulers import SchedulerSpec, config_key, make_scheduler
 
     real = dict(gen.overrides)
     key = (gen.sampler, gen.steps, tuple(sorted(real.items())), config_key(stock))
