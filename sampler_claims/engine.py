@@ -226,6 +226,10 @@ class Engine:
         #: keyed by a generation's identity (the quality scores) is computed once.
         self._aliases: dict[Request, Generation] = {}
         self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
+        #: Decodes of a generation's captured latents or x0 previews (decode_captured), by the generation's identity
+        #: and what was captured: a roster's trajectory is read by several claims (final-sigma-zero's noise control,
+        #: coarse-to-fine), and decoding it is a few seconds each time.
+        self._decoded: dict[tuple[int, str], tuple[Generation, np.ndarray]] = {}
         #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and
         #: schedulers.
         self._lane_pipes: list[StableDiffusionPipeline] = []
@@ -550,6 +554,20 @@ class Engine:
             x0_previews=x0s if req.capture else None,
             extra={"callbacks": total[0], "peak_bytes": peak, "cpu_seconds": cpu_seconds, "chunks": [count]},
         )
+
+    def decode_captured(self, generation: Generation, what: str = "steps") -> np.ndarray:
+        """[steps, batch, H, W, 3] uint8 decodes of a capture: the latents after each step ('steps') or the x0
+        previews ('x0'), decoded once per generation (read-only: the array is shared)."""
+        key = (id(generation), what)
+        if key not in self._decoded:
+            src = generation.intermediates if what == "steps" else generation.x0_previews
+            if not src:
+                raise ValueError(f"{generation.request.label}: nothing captured for {what!r}")
+            flat = self.decode(torch.cat(src))
+            arr = flat.reshape(len(src), src[0].shape[0], *flat.shape[1:])
+            arr.flags.writeable = False
+            self._decoded[key] = (generation, arr)  # the generation is kept so that its id is not reused
+        return self._decoded[key][1]
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Decode latents (e.g. captured intermediates) to uint8 images with the pipeline's VAE."""

@@ -156,6 +156,24 @@ def test_capture_keeps_every_step_and_x0_previews(dummy_engine: Engine) -> None:
     assert g.extra["callbacks"] == 4
 
 
+def test_a_capture_is_decoded_once(dummy_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several claims read one roster's trajectory (final-sigma-zero's noise control, coarse-to-fine): the engine
+    decodes each generation's steps and x0 previews once, as [steps, batch, H, W, 3], and shares the array
+    read-only."""
+    gen = dummy_engine.generate(req(capture=True))
+    decodes = []
+    real = dummy_engine.decode
+    monkeypatch.setattr(dummy_engine, "decode", lambda lat: decodes.append(len(lat)) or real(lat))
+    steps = dummy_engine.decode_captured(gen, "steps")
+    assert dummy_engine.decode_captured(gen, "steps") is steps
+    x0 = dummy_engine.decode_captured(gen, "x0")
+    assert decodes == [len(gen.intermediates) * 2, len(gen.x0_previews) * 2]
+    assert steps.shape[:2] == (len(gen.intermediates), 2) and x0.shape[:2] == (len(gen.x0_previews), 2)
+    assert np.array_equal(steps[-1, 0], real(gen.intermediates[-1])[0])
+    with pytest.raises(ValueError):
+        steps[0, 0, 0, 0, 0] = 0
+
+
 def test_latent_output_skips_decoding(dummy_engine: Engine) -> None:
     g = dummy_engine.generate(req(output="latent"))
     assert g.images is None and g.latents.shape == (2, 4, 8, 8)

@@ -143,3 +143,15 @@ def test_trained_model_smoke_generation_is_accepted_by_checker(tiny_pipe) -> Non
     images = np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
     results = [checker.check(im, p) for im, p in zip(images, prompts)]
     assert all(r.match for r in results), [(p, r.read) for p, r in zip(prompts, results)]
+
+
+def test_the_checker_reads_the_same_pixels_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run asks for one image's reading several times (its scores and its match, a roster and the longer roster
+    that extends it): the same pixels give the same Reading object, and the memoised templates read as the
+    uncached ones do."""
+    images = dataset.sample(11, 6).images
+    first = [checker.read(im) for im in images]
+    assert all(checker.read(im.copy()) is r for im, r in zip(images, first))
+    monkeypatch.setattr(checker, "_template_at", checker._template_at.__wrapped__)
+    fresh = [checker._read(im) for im in images]
+    assert [(r.shape, r.fg, r.shape_scores) for r in fresh] == [(r.shape, r.fg, r.shape_scores) for r in first]

@@ -432,12 +432,9 @@ def band_errors(images: np.ndarray, final: np.ndarray, bands: int = 3) -> list[l
 
 
 def decoded_batch(engine: Engine, generation: Generation, what: str = "steps") -> np.ndarray:
-    """[steps, batch, H, W, 3] uint8 decodes of a batched capture: latents after each step or x0 previews."""
-    src = generation.intermediates if what == "steps" else generation.x0_previews
-    if not src:
-        raise ValueError(f"{generation.request.label}: nothing captured for {what!r}")
-    flat = engine.decode(torch.cat(src))
-    return flat.reshape(len(src), src[0].shape[0], *flat.shape[1:])
+    """[steps, batch, H, W, 3] uint8 decodes of a batched capture: latents after each step or x0 previews (decoded
+    once per generation by the engine, shared: read-only)."""
+    return engine.decode_captured(generation, what)
 
 
 def median_settling(per_seed: Sequence[Sequence[int | None]], steps: int) -> list[float | None]:

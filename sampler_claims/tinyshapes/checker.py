@@ -19,8 +19,11 @@ the generator shades the shape's colour for its stripes: a darkened yellow is st
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -157,13 +160,25 @@ def _template(name: str, params: np.ndarray, shape: tuple[int, ...]) -> np.ndarr
 
     The box may be non-square: a slightly squashed generated circle should still read as a circle.
     """
-    cx, cy, hw, hh = params
+    cx, cy, hw, hh = (float(v) for v in params)
+    return _template_at(name, cx, cy, hw, hh, int(shape[0]), int(shape[1]))
+
+
+#: Templates kept: the coordinate descent of `_fit` steps back and forth over the same placements (about three
+#: calls per distinct placement on generated images), and windows of the same size repeat across images.
+TEMPLATE_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=TEMPLATE_CACHE)
+def _template_at(name: str, cx: float, cy: float, hw: float, hh: float, h: int, w: int) -> np.ndarray:
+    """`_template` for one placement, computed once (read-only: it is shared)."""
     ss = 4
-    h, w = shape[0], shape[1]
     sx = (np.arange(w * ss) + 0.5) / ss
     sy = (np.arange(h * ss) + 0.5) / ss
     inside = shape_inside(name, (sx[None, :] - cx) / hw, (sy[:, None] - cy) / hh).astype(np.float64)
-    return inside.reshape(h, ss, w, ss).mean(axis=(1, 3))
+    out = inside.reshape(h, ss, w, ss).mean(axis=(1, 3))
+    out.flags.writeable = False
+    return out
 
 
 def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,8 +227,30 @@ def _best_shape(scores: dict[str, float]) -> tuple[str | None, float]:
     return (best if scores[best] >= MIN_IOU else None), scores[best]
 
 
+#: Readings kept, by image content: a run asks for the same image's reading several times (its scores and its
+#: match, a roster and the longer roster that extends it, a generation asked for under another name), and a
+#: reading depends on the pixels alone (the prompt is compared afterwards).
+READING_CACHE = 1 << 14
+_readings: OrderedDict[tuple, Reading] = OrderedDict()
+
+
 def read(image: np.ndarray) -> Reading:
-    """Read the shape and its colour (and the background's median colour) from an HxWx3 uint8 image."""
+    """Read the shape and its colour (and the background's median colour) from an HxWx3 image; the same pixels
+    are read once (READING_CACHE): the Reading returned is shared, so do not modify it."""
+    arr = np.ascontiguousarray(image)
+    key = (arr.shape, arr.dtype.str, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
+    hit = _readings.get(key)
+    if hit is not None:
+        _readings.move_to_end(key)
+        return hit
+    reading = _read(arr)
+    _readings[key] = reading
+    if len(_readings) > READING_CACHE:
+        _readings.popitem(last=False)
+    return reading
+
+
+def _read(image: np.ndarray) -> Reading:
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 image, got shape {img.shape}")
