@@ -151,13 +151,16 @@ def stock_scheduler_config(model_source: str) -> dict[str, Any]:
     return dict(DDPMScheduler.load_config(folder))
 
 
-def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] = {}) -> int:  # noqa: B006
+def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] = {},  # noqa: B006
+                    _made: dict[Any, Any] = {}) -> int:  # noqa: B006
     """U-Net calls of one generation: the scheduler's timesteps after set_timesteps (a step that fails at the
-    first call, like the stock DDPM@1000 of lesson-code-runs, is not listed)."""
+    first call, like the stock DDPM@1000 of lesson-code-runs, is not listed). One scheduler per configuration
+    serves every step count (set_timesteps starts afresh): KDPM2's take a third of a second each to make."""
     from .schedulers import SchedulerSpec, config_key, make_scheduler
 
     real = dict(gen.overrides)
-    key = (gen.sampler, gen.steps, tuple(sorted(real.items())), config_key(stock))
+    config = (gen.sampler, tuple(sorted(real.items())), config_key(stock))
+    key = (gen.steps, config)
     if key not in _memo:
         from diffusers.utils import logging as diffusers_logging
 
@@ -165,7 +168,9 @@ def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] =
         level = log.level
         log.setLevel(diffusers_logging.ERROR)  # e.g. lower_order_final's notice: the count is all we want
         try:
-            sched, _ = make_scheduler(SchedulerSpec.of(gen.sampler, **real), stock)
+            if config not in _made:
+                _made[config] = make_scheduler(SchedulerSpec.of(gen.sampler, **real), stock)[0]
+            sched = _made[config]
             sched.set_timesteps(gen.steps)
             _memo[key] = len(sched.timesteps)
         except Exception:  # noqa: BLE001 - a scheduler that cannot be made counts its steps
