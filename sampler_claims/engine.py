@@ -184,6 +184,11 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return (images * 255).round().astype(np.uint8)
 
 
+#: Host memory the engine may keep decoded trajectories in (decode_captured). The embedded model's decodes in a
+#: default run are under 10 MB in all; SD 1.5's at 512 px are about 250 MB per 32-seed, 10-step trajectory.
+DECODED_CACHE_BYTES = 512 * 2**20
+
+
 class Engine:
     def __init__(self, pipe: StableDiffusionPipeline, *, model_key: str, size: int, device: str,
                  check: bool = True, max_batch: int | None = None, memory: MemoryProbe | None = None,
@@ -228,8 +233,9 @@ class Engine:
         self.stats = {"hits": 0, "misses": 0, "uncached": 0, "extended": 0}
         #: Decodes of a generation's captured latents or x0 previews (decode_captured), by the generation's identity
         #: and what was captured: a roster's trajectory is read by several claims (final-sigma-zero's noise control,
-        #: coarse-to-fine), and decoding it is a few seconds each time.
+        #: coarse-to-fine), and decoding it is a few seconds each time. At most DECODED_CACHE_BYTES in all.
         self._decoded: dict[tuple[int, str], tuple[Generation, np.ndarray]] = {}
+        self._decoded_bytes = 0
         #: Pipelines of the CPU lanes after the first (which is `pipe`): the same modules, own tokenizers and
         #: schedulers.
         self._lane_pipes: list[StableDiffusionPipeline] = []
@@ -566,6 +572,9 @@ class Engine:
             flat = self.decode(torch.cat(src))
             arr = flat.reshape(len(src), src[0].shape[0], *flat.shape[1:])
             arr.flags.writeable = False
+            if self._decoded_bytes + arr.nbytes > DECODED_CACHE_BYTES:
+                return arr  # SD 1.5's decodes are ~50x their latents: past the budget, decode per use as before
+            self._decoded_bytes += arr.nbytes
             self._decoded[key] = (generation, arr)  # the generation is kept so that its id is not reused
         return self._decoded[key][1]
 

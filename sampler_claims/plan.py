@@ -155,7 +155,8 @@ def calls_per_image(gen: RunSpec, stock: dict[str, Any], _memo: dict[Any, int] =
                     _made: dict[Any, Any] = {}) -> int:  # noqa: B006
     """U-Net calls of one generation: the scheduler's timesteps after set_timesteps (a step that fails at the
     first call, like the stock DDPM@1000 of lesson-code-runs, is not listed). One scheduler per configuration
-    serves every step count (set_timesteps starts afresh): KDPM2's take a third of a second each to make."""
+    serves every step count (KDPM2's take a third of a second each to make): every scheduler's set_timesteps sets
+    the timesteps from the step count and its config alone, whatever an earlier call left."""
     from .schedulers import SchedulerSpec, config_key, make_scheduler
 
     real = dict(gen.overrides)

@@ -174,6 +174,17 @@ def test_a_capture_is_decoded_once(dummy_engine: Engine, monkeypatch: pytest.Mon
         steps[0, 0, 0, 0, 0] = 0
 
 
+def test_decodes_past_the_memory_budget_are_not_kept(dummy_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SD 1.5's decoded trajectories are ~50x their latents: past DECODED_CACHE_BYTES the engine decodes per use."""
+    import sampler_claims.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "DECODED_CACHE_BYTES", 0)
+    gen = dummy_engine.generate(req(capture=True))
+    first = dummy_engine.decode_captured(gen, "steps")
+    second = dummy_engine.decode_captured(gen, "steps")
+    assert first is not second and np.array_equal(first, second)
+
+
 def test_latent_output_skips_decoding(dummy_engine: Engine) -> None:
     g = dummy_engine.generate(req(output="latent"))
     assert g.images is None and g.latents.shape == (2, 4, 8, 8)

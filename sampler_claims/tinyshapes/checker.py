@@ -57,9 +57,10 @@ BORDER_WIDTH = 2
 _PROMPT = re.compile(r"^an? (\w+) (\w+)$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reading:
-    """What the checker sees in an image; None where it could not read an attribute."""
+    """What the checker sees in an image; None where it could not read an attribute. Frozen, its colours read-only:
+    one Reading serves every request for the same pixels (read)."""
 
     shape: str | None
     fg: str | None
@@ -165,8 +166,9 @@ def _template(name: str, params: np.ndarray, shape: tuple[int, ...]) -> np.ndarr
 
 
 #: Templates kept: the coordinate descent of `_fit` steps back and forth over the same placements (about three
-#: calls per distinct placement on generated images), and windows of the same size repeat across images.
-TEMPLATE_CACHE = 1 << 15
+#: calls per distinct placement on generated images). About 80 new placements an image, about 2 KB each: 8,192
+#: cover the last hundred images in about 16 MB.
+TEMPLATE_CACHE = 1 << 13
 
 
 @lru_cache(maxsize=TEMPLATE_CACHE)
@@ -229,7 +231,8 @@ def _best_shape(scores: dict[str, float]) -> tuple[str | None, float]:
 
 #: Readings kept, by image content: a run asks for the same image's reading several times (its scores and its
 #: match, a roster and the longer roster that extends it, a generation asked for under another name), and a
-#: reading depends on the pixels alone (the prompt is compared afterwards).
+#: reading depends on the pixels alone (the prompt is compared afterwards). Per process: xdist workers read for
+#: themselves.
 READING_CACHE = 1 << 14
 _readings: OrderedDict[tuple, Reading] = OrderedDict()
 
@@ -244,6 +247,9 @@ def read(image: np.ndarray) -> Reading:
         _readings.move_to_end(key)
         return hit
     reading = _read(arr)
+    for rgb in (reading.fg_rgb, reading.bg_rgb):
+        if rgb is not None:
+            rgb.flags.writeable = False
     _readings[key] = reading
     if len(_readings) > READING_CACHE:
         _readings.popitem(last=False)
