@@ -40,7 +40,7 @@ from sampler_claims.rules.beyond import (
 )
 from sampler_claims.rules.exercise1 import margin_position
 from sampler_claims.rules.exercise3 import per_seed_ssim
-from sampler_claims.rules.exercise4 import decoded_batch, noise_control
+from sampler_claims.rules.exercise4 import noise_control
 from sampler_claims.schedulers import LABELS, short_name
 from sampler_claims.verdict import paired, t_interval
 
@@ -95,7 +95,7 @@ def test_final_sigma_zero(claim, engine, roster, runs):
     gens = {n: runs.generate(n) for n in compared}
     noise = {n: noise_per_image(g.images) for n, g in gens.items()}
     trajectory = runs.generate("noise-control")
-    control = noise_control(decoded_batch(engine, trajectory)[0], trajectory.images)
+    control = noise_control(engine.decode_captured(trajectory)[0], trajectory.images)
     diff = t_interval([a - b for a, b in zip(noise[compared[0]], noise[compared[1]])])
     shown = min(3, len(roster))
     first = runs[compared[0]]

@@ -25,7 +25,6 @@ from sampler_claims.rules.exercise4 import (
     decide_coarse_to_fine,
     decide_ddpm_10_worse,
     decide_intermediates_noisier,
-    decoded_batch,
     dpm_multi_point,
     final_step_with_alpha_one,
     formula_adjacent,
@@ -178,7 +177,7 @@ def test_ddpm_intermediates_noisier(claim, engine, runs):
     gens = {first: runs.generate(first), second: runs.generate(second)}
     a, b = LABELS[runs[first].sampler], LABELS[runs[second].sampler]
     seeds = gens[first].request.seeds
-    ddim, ddpm = decoded_batch(engine, gens[first]), decoded_batch(engine, gens[second])
+    ddim, ddpm = engine.decode_captured(gens[first]), engine.decode_captured(gens[second])
     steps = late_steps(n_steps)
     m = measure_late_steps(ddim, ddpm, gens[first].images, gens[second].images, steps)
     control = noise_control(ddim[0], gens[first].images)

@@ -393,26 +393,22 @@ def formula_adjacent(gap: "FormulaGap", adjacent: "FormulaGap", rtol: float) -> 
 @dataclass
 class Trace:
     """One captured generation of Exercise 4: cloned latents and x0 previews per step, the un-cloned
-    references of the lesson's callback, and their decodes (made once, on first use)."""
+    references of the lesson's callback, and their decodes (the engine's, made once, on first use)."""
 
     name: str
     generation: Generation
     references: list[torch.Tensor]
     engine: Engine
-    _decoded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def final(self) -> np.ndarray:
         return self.generation.image(0)
 
     def decoded(self, what: str = "steps") -> np.ndarray:
-        """uint8 decodes of the latents after every step ('steps') or of the x0 previews ('x0')."""
-        if what not in self._decoded:
-            src = self.generation.intermediates if what == "steps" else self.generation.x0_previews
-            if not src:
-                raise ValueError(f"{self.name}: nothing captured for {what!r}")
-            self._decoded[what] = self.engine.decode(torch.cat(src))
-        return self._decoded[what]
+        """uint8 decodes of the latents after every step ('steps') or of the x0 previews ('x0'), [steps x batch, H,
+        W, 3] (read-only: shared with every reader of this generation)."""
+        arr = self.engine.decode_captured(self.generation, what)
+        return arr.reshape(-1, *arr.shape[2:])
 
 
 def trace(engine: Engine, name: str, request: Request) -> Trace:
@@ -429,12 +425,6 @@ def band_errors(images: np.ndarray, final: np.ndarray, bands: int = 3) -> list[l
     target = np.maximum(radial_band_energy(final, bands), 1e-12)
     rows = [radial_band_energy(im.astype(np.float64) - final.astype(np.float64), bands) / target for im in images]
     return [[float(r[b]) for r in rows] for b in range(bands)]
-
-
-def decoded_batch(engine: Engine, generation: Generation, what: str = "steps") -> np.ndarray:
-    """[steps, batch, H, W, 3] uint8 decodes of a batched capture: latents after each step or x0 previews (decoded
-    once per generation by the engine, shared: read-only)."""
-    return engine.decode_captured(generation, what)
 
 
 def median_settling(per_seed: Sequence[Sequence[int | None]], steps: int) -> list[float | None]:
@@ -465,7 +455,7 @@ def measure_trajectories(engine: Engine, gens: Mapping[str, Generation], *, max_
         n = len(gen.request.seeds)
         for what, label in (("steps", "z_t decoded"), ("x0", "x0 preview")):
             key = f"{name} {label}"
-            arr = decoded_batch(engine, gen, what)  # [steps, seeds, H, W, 3]
+            arr = engine.decode_captured(gen, what)  # [steps, seeds, H, W, 3]
             rows = [ssim_series(arr[:, k], gen.images[k]) for k in range(n)]
             settle = [settling_steps(arr[:, k], gen.images[k], settle_rel_error) for k in range(n)]
             curves[key] = [float(np.mean(col)) for col in zip(*rows)]
