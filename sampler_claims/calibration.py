@@ -390,16 +390,20 @@ class RunClock:
     base: Tally = field(default_factory=Tally)
     #: Planned work credited beyond the evaluations counted (see `credit`).
     credited: float = 0.0
+    #: Planned evaluations credited beyond those made (see `credit`): the timing rounds' repetitions, negative.
+    credited_evals: int = 0
 
     def start(self, tally: Tally | None = None) -> None:
         self.started = self.clock()
         self.base = tally.copy() if tally is not None else Tally()
 
-    def credit(self, work: float) -> None:
-        """Count `work` (planned seconds; may be negative) as done beyond the evaluations: the timing rounds repeat
-        a short configuration until a measurement lasts min_time, so on a machine slower than the calibration
-        they make fewer evaluations than planned, yet they are done; once they end they count as planned."""
+    def credit(self, work: float, evaluations: int = 0) -> None:
+        """Count `work` (planned seconds; may be negative) and `evaluations` as done beyond the evaluations made:
+        the timing rounds repeat a short configuration until a measurement lasts min_time, so they make more or
+        fewer evaluations than the plan counts (one call per configuration and round), yet once they end they
+        count as planned, in seconds and in evaluations."""
         self.credited += work
+        self.credited_evals += evaluations
 
     @property
     def planned_work(self) -> float:
@@ -420,7 +424,7 @@ class RunClock:
         rate = work / spent
         remaining = total - work
         if remaining <= 0:
-            over = int(done.evaluations - self.planned_evals)
+            over = int(done.evaluations + self.credited_evals - self.planned_evals)
             if over <= 0:
                 return None, "the planned evaluations are done"
             return None, (f"past the planned evaluations ({over:+,} against the plan's {self.planned_evals:,}); "
@@ -437,22 +441,26 @@ class RunClock:
         return f"~{fmt_time(seconds)} left" + (f" of {planned}" if planned else "")
 
 
-def timing_planned_seconds(calibration: Calibration, rounds: int, model_source: str) -> float:
-    """The seconds the plan gives the timing rounds (sampler_claims.plan's timing generations and its formula:
-    each measurement lasts at least min_time)."""
+def timing_planned(calibration: Calibration | None, rounds: int, model_source: str) -> tuple[float, int]:
+    """The seconds and the U-Net evaluations the plan gives the timing rounds (sampler_claims.plan's timing
+    generations and its formula: each measurement lasts at least min_time; one call per configuration and round
+    counted); seconds 0 without a calibration."""
     from .plan import calls_per_image, stock_scheduler_config, timing_runs, timing_settings
     from .runs import ROUNDS
 
     rounds, min_time = timing_settings(rounds)
     stock = stock_scheduler_config(model_source)
-    total = 0.0
+    seconds, evaluations = 0.0, 0
     for run in timing_runs():
-        times = run.times(rounds)
-        secs = calibration.generation_seconds(1, calls_per_image(run, stock), run.guidance > 1, times)
+        times, calls = run.times(rounds), calls_per_image(run, stock)
+        evaluations += calls * (2 if run.guidance > 1 else 1) * times
+        if calibration is None:
+            continue
+        secs = calibration.generation_seconds(1, calls, run.guidance > 1, times)
         if run.repeat == ROUNDS and min_time:
             secs = max(secs, min_time * times) + secs / times
-        total += secs
-    return total
+        seconds += secs
+    return seconds, evaluations
 
 
 # ------------------------------------------------------------------------------------ cost in units

@@ -182,16 +182,17 @@ class ClaimsSession:
 
 
     def timing_done(self, before: Tally) -> None:
-        """The timing rounds ended: they count as the work the plan gave them (RunClock.credit), whatever number of
-        repetitions this machine's speed made them run."""
-        if self.clock is None or self._engine is None or self.plan is None or self.plan.calibration is None:
+        """The timing rounds ended: they count as the work the plan gave them (RunClock.credit), in seconds and in
+        evaluations, whatever number of repetitions this machine's speed made them run."""
+        if self.clock is None or self._engine is None or self.plan is None:
             return
-        from .calibration import timing_planned_seconds
+        from .calibration import timing_planned
 
         cal = self.plan.calibration
-        counted = self._engine.tally.since(before).planned_seconds(cal)
-        self.clock.credit(timing_planned_seconds(cal, self.settings.timing_rounds or 0,
-                                                 self.settings.model_source) - counted)
+        made = self._engine.tally.since(before)
+        seconds, evaluations = timing_planned(cal, self.settings.timing_rounds or 0, self.settings.model_source)
+        work = seconds - made.planned_seconds(cal) if cal is not None else evaluations - made.evaluations
+        self.clock.credit(work, evaluations - made.evaluations)
 
     def run_left(self, partial: tuple[int, bool, int, float] | None = None) -> str | None:
         """The run's time left: the plan's remaining evaluations at the rate this run has measured so far

@@ -226,15 +226,32 @@ def test_finished_timing_rounds_count_as_planned() -> None:
     assert seconds == pytest.approx(40.0 / (60.0 / 120.0))
 
 
+def test_timing_repetitions_are_not_work_past_the_plan() -> None:
+    """On a machine faster than the calibration the rounds repeat short configurations more often than the plan
+    counts (one call per configuration and round): a run that made exactly its planned work plus those
+    repetitions is done, not "past the planned evaluations" (a run's last line said +550 for its repetitions)."""
+    clock = Clock()
+    run = RunClock(planned_s=None, planned_evals=20_000, calibration=None, clock=clock)
+    run.start(Tally())
+    tally = Tally()
+    tally.add(1, 5_550)  # the rounds: 5,000 planned evaluations and 550 repetitions
+    run.credit(-550.0, -550)
+    clock.t += 60.0
+    tally.add(32, 15_000)  # the rest of the plan
+    assert run.left(tally) == (None, "the planned evaluations are done")
+
+
 def test_the_timing_rounds_planned_seconds_follow_the_plan() -> None:
     from sampler_claims import paths
-    from sampler_claims.calibration import timing_planned_seconds
+    from sampler_claims.calibration import timing_planned
     from sampler_claims.plan import make_plan
 
     cal = cal_of(per_eval_single=0.004)
     plan = make_plan(["speedup"], seeds=4, model_source=str(paths.SD15_RANDOM), quality="checker", rounds=3,
                      calibration=cal)
-    assert timing_planned_seconds(cal, 3, str(paths.SD15_RANDOM)) == pytest.approx(plan.seconds)
+    seconds, evaluations = timing_planned(cal, 3, str(paths.SD15_RANDOM))
+    assert seconds == pytest.approx(plan.seconds)
+    assert evaluations == plan.evaluations
 
 
 def test_a_small_request_costs_what_its_batch_does() -> None:
